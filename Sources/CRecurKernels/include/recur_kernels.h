@@ -1,0 +1,50 @@
+#ifndef RECUR_KERNELS_H
+#define RECUR_KERNELS_H
+#include <stdint.h>
+
+/* Pointwise parts of the recurrent cells, vectorised, with run-time CPU dispatch
+ * (AVX-512, AVX2+FMA, or portable C). Shapes use B rows (streams) of width H, gates stacked in
+ * PyTorch order (RNN: a; GRU: r, z, n; LSTM: i, f, g, o). All matrices are row-major. */
+
+/* exp, sigmoid, tanh over a vector (accurate to a few ulp; no errno, no libm calls). */
+void recur_vexp(int64_t n, const float *x, float *y);
+void recur_vtanh(int64_t n, const float *x, float *y);
+void recur_vsigmoid(int64_t n, const float *x, float *y);
+
+/* Vanilla RNN: a[n] pre-activation -> h[n] = f(a) (relu != 0 chooses ReLU). In place allowed. */
+void recur_rnn_forward(int64_t n, const float *a, float *h, int relu);
+/* da = dh * f'(a), written from the activated h. */
+void recur_rnn_backward(int64_t n, const float *h, const float *dh, float *da, int relu);
+
+/* LSTM step. gates [B,4H]: in pre-activations (both biases included), out activations i,f,g,o.
+ * c_prev [B,H]; writes c [B,H], tanh_c [B,H], h [B,H]. */
+void recur_lstm_forward(int64_t B, int64_t H, float *gates, const float *c_prev,
+                        float *c, float *tanh_c, float *h);
+/* dh [B,H] gradient at h_t; dc [B,H] in: gradient at c_t from step t+1, out: gradient at c_{t-1}.
+ * dgates [B,4H]: gradient at the pre-activations. */
+void recur_lstm_backward(int64_t B, int64_t H, const float *gates, const float *c_prev,
+                         const float *tanh_c, const float *dh, float *dc, float *dgates);
+
+/* GRU step. gi [B,3H]: in W_ih x + b_ih, out activations r, z, n. gh [B,3H]: W_hh h + b_hh.
+ * h_prev [B,H]; writes h [B,H] and ghn [B,H] (the hidden part of n, kept for backward). */
+void recur_gru_forward(int64_t B, int64_t H, float *gi, const float *gh, const float *h_prev,
+                       float *h, float *ghn);
+/* dgi, dgh [B,3H]: gradients at W_ih x + b_ih and W_hh h + b_hh. dh_prev [B,H] receives the
+ * direct path dh * z (the matrix path through W_hh is added by the caller). */
+void recur_gru_backward(int64_t B, int64_t H, const float *act, const float *ghn,
+                        const float *h_prev, const float *dh, float *dgi, float *dgh,
+                        float *dh_prev);
+
+/* Cross-entropy over N rows of V logits with stable log-sum-exp. Returns the summed loss
+ * (nats, accumulated in double). If dlogits is not NULL it receives (softmax - onehot) * scale. */
+double recur_softmax_xent(int64_t N, int64_t V, const float *logits, const int32_t *targets,
+                          float *dlogits, float scale);
+/* out[V] = log_softmax(logits[V]). Returns log-sum-exp. */
+float recur_log_softmax(int64_t V, const float *logits, float *out);
+
+/* y[i] += x[i] (n floats). */
+void recur_vadd(int64_t n, const float *x, float *y);
+/* column sums: out[j] += sum_i a[i*cols + j]. */
+void recur_colsum(int64_t rows, int64_t cols, const float *a, float *out);
+
+#endif

@@ -1,0 +1,87 @@
+import CRecurKernels
+
+extension Network {
+    /// Backpropagates the mean cross-entropy of the last `forward` through the chunk, adding
+    /// d loss / d parameter into `grads` (same layout as the parameters). The incoming state is
+    /// treated as a constant (truncated BPTT). Overwrites `logits` with their gradient.
+    public func backward(parameters w: UnsafePointer<Float>, grads d: UnsafeMutablePointer<Float>) {
+        let T = lastSteps, B = batch, N = T * B, H = config.hiddenSize, V = config.vocabularySize
+        let GH = config.cell.gateCount * H
+
+        // d logits = (softmax - onehot) / N.
+        recur_softmax_xent(Int64(N), Int64(V), logits.p, targets, logits.p, 1 / Float(N))
+        let dlogits = UnsafePointer(logits.p)
+        // d W_head (V, H) += d logitsᵀ (V, N) · top (N, H); d b_head += Σ rows.
+        sgemm(transA: true, m: V, n: H, k: N, a: dlogits, lda: V, b: top.p, ldb: H, beta: 1,
+              c: d + layout.headWeight.offset, ldc: H)
+        recur_colsum(Int64(N), Int64(V), dlogits, d + layout.headBias.offset)
+        // d top (N, H) = d logits (N, V) · W_head (V, H).
+        sgemm(m: N, n: H, k: V, a: dlogits, lda: V, b: w + layout.headWeight.offset, ldb: H,
+              c: dOut.p, ldc: H)
+
+        for k in stride(from: config.layers - 1, through: 0, by: -1) {
+            let l = layers[k], slots = layout.layers[k], I = config.inputSize(layer: k)
+            let wih = w + slots.weightIH.offset, whh = w + slots.weightHH.offset
+            let dGI = dGatesIH.p
+            let dGH = config.cell == .gru ? dGatesHH.p : dGatesIH.p
+
+            // Through dropout: d out = d (dropped out) ⊙ mask.
+            if dropout > 0 && l.mask.count > 0 {
+                for i in 0..<(N * H) { dOut.p[i] *= l.mask.p[i] }
+            }
+
+            dhNext.zero()
+            dc.zero()
+            for t in stride(from: T - 1, through: 0, by: -1) {
+                let hPrev = l.hs.p + t * B * H
+                // dh = d output_t + gradient arriving from step t+1.
+                dh.p.update(from: dOut.p + t * B * H, count: B * H)
+                recur_vadd(Int64(B * H), dhNext.p, dh.p)
+                let gi = dGI + t * B * GH, gh = dGH + t * B * GH
+                switch config.cell {
+                case .rnn:
+                    recur_rnn_backward(Int64(B * H), l.hs.p + (t + 1) * B * H, dh.p, gi,
+                                       config.nonlinearity == .relu ? 1 : 0)
+                    sgemm(m: B, n: H, k: GH, a: gi, lda: GH, b: whh, ldb: H, c: dhNext.p, ldc: H)
+                case .lstm:
+                    recur_lstm_backward(Int64(B), Int64(H), l.gates.p + t * B * GH,
+                                        l.cs.p + t * B * H, l.tanhC.p + t * B * H, dh.p, dc.p, gi)
+                    sgemm(m: B, n: H, k: GH, a: gi, lda: GH, b: whh, ldb: H, c: dhNext.p, ldc: H)
+                case .gru:
+                    recur_gru_backward(Int64(B), Int64(H), l.gates.p + t * B * GH,
+                                       l.ghn.p + t * B * H, hPrev, dh.p, gi, gh, dhNext.p)
+                    sgemm(m: B, n: H, k: GH, a: gh, lda: GH, b: whh, ldb: H, beta: 1,
+                          c: dhNext.p, ldc: H)
+                }
+            }
+
+            // Weight gradients for the whole chunk at once.
+            // d W_hh (GH, H) += dGHᵀ (GH, N) · h_{t-1} rows (N, H).
+            sgemm(transA: true, m: GH, n: H, k: N, a: dGH, lda: GH, b: l.hs.p, ldb: H, beta: 1,
+                  c: d + slots.weightHH.offset, ldc: H)
+            recur_colsum(Int64(N), Int64(GH), dGH, d + slots.biasHH.offset)
+            recur_colsum(Int64(N), Int64(GH), dGI, d + slots.biasIH.offset)
+
+            if k == 0 && !config.usesEmbedding {
+                // One-hot: d W_ih0[:, x] += dGI row, gathered in the transposed layout first.
+                let dwt = transposedIH.p
+                transposedIH.zero()
+                for r in 0..<N { recur_vadd(Int64(GH), dGI + r * GH, dwt + Int(tokens[r]) * GH) }
+                let dw = d + slots.weightIH.offset
+                for g in 0..<GH { for v in 0..<V { dw[g * V + v] += dwt[v * GH + g] } }
+                continue
+            }
+            // d W_ih (GH, I) += dGIᵀ (GH, N) · input (N, I).
+            sgemm(transA: true, m: GH, n: I, k: N, a: dGI, lda: GH, b: l.input.p, ldb: I, beta: 1,
+                  c: d + slots.weightIH.offset, ldc: I)
+            // d input (N, I) = dGI (N, GH) · W_ih (GH, I): the layer below's output gradient.
+            sgemm(m: N, n: I, k: GH, a: dGI, lda: GH, b: wih, ldb: I, c: dInput.p, ldc: I)
+            if k > 0 {
+                dOut.p.update(from: dInput.p, count: N * I)
+            } else if let emb = layout.embedding {
+                let E = config.embeddingSize, dEmb = d + emb.offset
+                for r in 0..<N { recur_vadd(Int64(E), dInput.p + r * E, dEmb + Int(tokens[r]) * E) }
+            }
+        }
+    }
+}
