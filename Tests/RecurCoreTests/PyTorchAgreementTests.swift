@@ -29,7 +29,7 @@ final class PyTorchAgreementTests: XCTestCase {
     static let cases = ["rnn_tanh_onehot_l1", "rnn_relu_emb_l2", "lstm_onehot_l1", "lstm_emb_l2",
                         "gru_onehot_l1", "gru_emb_l2", "lstm_emb_l3_h16"]
 
-    func fixture(_ name: String) throws -> (Model, Expected) {
+    static func fixture(_ name: String) throws -> (Model, Expected) {
         let dir = try XCTUnwrap(Bundle.module.url(forResource: "Fixtures", withExtension: nil))
         let model = try Model(contentsOf: dir.appendingPathComponent("\(name).safetensors").path)
         let data = try Data(contentsOf: dir.appendingPathComponent("\(name).expected.json"))
@@ -37,7 +37,7 @@ final class PyTorchAgreementTests: XCTestCase {
     }
 
     /// max |actual - expected| / max |expected|.
-    func relativeError(_ actual: [Float], _ expected: [Double]) -> Double {
+    static func relativeError(_ actual: [Float], _ expected: [Double]) -> Double {
         precondition(actual.count == expected.count, "sizes differ: \(actual.count) vs \(expected.count)")
         let scale = max(expected.map(abs).max() ?? 0, 1e-30)
         return zip(actual, expected).map { abs(Double($0) - $1) }.max()! / scale
@@ -45,12 +45,12 @@ final class PyTorchAgreementTests: XCTestCase {
 
     func assertClose(_ actual: [Float], _ expected: [Double], tolerance: Double, _ what: String,
                      file: StaticString = #filePath, line: UInt = #line) {
-        let err = relativeError(actual, expected)
+        let err = Self.relativeError(actual, expected)
         XCTAssertLessThanOrEqual(err, tolerance, "\(what): max relative difference \(err)", file: file, line: line)
     }
 
     func run(_ name: String) throws {
-        let (model, e) = try fixture(name)
+        let (model, e) = try Self.fixture(name)
         let T = e.tokens.count, H = model.config.hiddenSize, V = model.config.vocabularySize
         let net = Network(config: model.config, steps: T, batch: 1)
         e.tokens.withUnsafeBufferPointer { i in e.targets.withUnsafeBufferPointer { t in net.load(inputs: i, targets: t) } }
@@ -111,4 +111,46 @@ final class PyTorchAgreementTests: XCTestCase {
     func test_gru_oneHot_matchesPyTorch() throws { try run("gru_onehot_l1") }
     func test_gru_embedding_twoLayers_matchesPyTorch() throws { try run("gru_emb_l2") }
     func test_lstm_threeLayers_h16_matchesPyTorch() throws { try run("lstm_emb_l3_h16") }
+}
+
+/// The inference path (Stepper, used by eval and the daemon) against the same fixtures.
+final class StepperAgreementTests: XCTestCase {
+    func run(_ name: String) throws {
+        let (model, e) = try PyTorchAgreementTests.fixture(name)
+        let V = model.config.vocabularySize
+        for batch in [1, 3, 6] {
+            // Every row of the batch carries the same stream: each must match PyTorch, and all
+            // rows must agree bit for bit (the step does not depend on the batch).
+            let stepper = Stepper(model: model, maxBatch: batch)
+            let state = StateBatch(config: model.config, batch: batch)
+            var logits: [Float] = []
+            for token in e.tokens {
+                let tokens = [Int32](repeating: token, count: batch)
+                let out = tokens.withUnsafeBufferPointer { stepper.step(tokens: $0, state: state) }
+                for b in 1..<batch {
+                    for j in 0..<V { XCTAssertEqual(out[b * V + j], out[j], "\(name): row \(b) differs from row 0 at batch \(batch)") }
+                }
+                logits += Array(UnsafeBufferPointer(start: out, count: V))
+            }
+            let err = PyTorchAgreementTests.relativeError(logits, e.logits.flatMap { $0 })
+            XCTAssertLessThanOrEqual(err, 1e-5, "\(name) stepper logits (batch \(batch)): max relative difference \(err)")
+        }
+    }
+
+    func test_everyFixture_stepperMatchesPyTorch() throws {
+        for name in PyTorchAgreementTests.cases { try run(name) }
+    }
+
+    func test_evaluator_scoresEqualFixtureLogProbs() throws {
+        let (model, e) = try PyTorchAgreementTests.fixture("lstm_emb_l3_h16")
+        let tokens = e.tokens + [e.targets.last!]
+        var seen: [(Int, Float)] = []
+        let (nats, count) = Evaluator(model: model).score(tokens) { seen.append(($0, $1)) }
+        XCTAssertEqual(count, tokens.count - 1)
+        XCTAssertEqual(nats / Double(count), e.loss, accuracy: 1e-5 * e.loss)
+        XCTAssertEqual(seen.first?.0, 2, "offsets count tokens from 1; the first scored token is the second")
+        for (i, (_, lp)) in seen.enumerated() {
+            XCTAssertEqual(Double(lp), e.log_probs[i][Int(e.targets[i])], accuracy: 1e-5)
+        }
+    }
 }

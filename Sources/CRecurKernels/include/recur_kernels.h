@@ -48,3 +48,10 @@ void recur_vadd(int64_t n, const float *x, float *y);
 void recur_colsum(int64_t rows, int64_t cols, const float *a, float *out);
 
 #endif
+
+/* C[b, n] (+)= sum_k A[b, k] · WT[k, n] for b < B, n < N: a row-batched product with the weights
+ * stored transposed (K, N). Each output element is accumulated over k = 0..K-1 in the same order
+ * whatever B is and wherever the row sits in the batch, so a stream's result does not depend on
+ * which other streams were stepped with it. accumulate != 0 adds to C, else overwrites. */
+void recur_rows_gemm(int64_t B, int64_t N, int64_t K, const float *A, int64_t lda,
+                     const float *WT, int64_t ldw, float *C, int64_t ldc, int accumulate);

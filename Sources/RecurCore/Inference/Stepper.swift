@@ -1,0 +1,142 @@
+import CRecurKernels
+
+/// Inference: advances up to `maxBatch` streams by one token each, the way the daemon and
+/// `recur eval` do. Weights are re-laid out once for the step: layer 0's input projection becomes
+/// a (V, G·H) table (embedding · W_ih0ᵀ + biases, or W_ih0ᵀ + biases for one-hot input), and the
+/// other matrices are stored transposed (K, N) for `recur_rows_gemm`, whose per-element
+/// summation order does not depend on the batch, so a stream's predictions are the same
+/// whichever streams it is stepped with.
+public final class Stepper: @unchecked Sendable {
+    public let model: Model
+    public let maxBatch: Int
+    let config: ModelConfig
+
+    /// (V, G·H): layer 0's gate input for each token, with b_ih0 (and b_hh0 except for GRU).
+    let table0: FloatBuffer
+    /// Per layer k > 0: W_ihᵀ (H, G·H); index 0 unused.
+    let weightIHT: [FloatBuffer]
+    /// Per layer: W_hhᵀ (H, G·H).
+    let weightHHT: [FloatBuffer]
+    /// Per layer: the bias added to the input part (b_ih, plus b_hh except for GRU).
+    let biasIn: [FloatBuffer]
+    /// Per layer, GRU only: b_hh (kept apart because r multiplies W_hn·h + b_hn).
+    let biasHH: [FloatBuffer]
+    /// W_headᵀ (H, V) and b_head (V).
+    let headT: FloatBuffer
+    let headBias: FloatBuffer
+
+    // Scratch, sized for maxBatch.
+    let gates: FloatBuffer   // (B, G·H)
+    let gh: FloatBuffer      // (B, 3H) GRU hidden part
+    let ghn: FloatBuffer     // (B, H)
+    let hNew: FloatBuffer    // (B, H)
+    let cNew: FloatBuffer    // (B, H)
+    let tanhC: FloatBuffer   // (B, H)
+    /// (B, V): the logits of the last step.
+    public let logits: FloatBuffer
+
+    public init(model: Model, maxBatch: Int = 1) {
+        precondition(maxBatch >= 1, "maxBatch \(maxBatch) must be positive")
+        self.model = model
+        self.maxBatch = maxBatch
+        let c = model.config
+        config = c
+        let layout = model.layout
+        let V = c.vocabularySize, H = c.hiddenSize, GH = c.cell.gateCount * H
+        let w = model.parameters
+
+        func transposed(_ slot: ParameterSlot) -> FloatBuffer {
+            let rows = slot.shape[0], cols = slot.shape[1]
+            let out = FloatBuffer(rows * cols)
+            for r in 0..<rows { for col in 0..<cols { out[col * rows + r] = w[slot.offset + r * cols + col] } }
+            return out
+        }
+        var biasIn: [FloatBuffer] = [], biasHH: [FloatBuffer] = []
+        for l in layout.layers {
+            let b = FloatBuffer(GH), bh = FloatBuffer(c.cell == .gru ? GH : 0)
+            for g in 0..<GH {
+                b[g] = w[l.biasIH.offset + g] + (c.cell == .gru ? 0 : w[l.biasHH.offset + g])
+                if c.cell == .gru { bh[g] = w[l.biasHH.offset + g] }
+            }
+            biasIn.append(b); biasHH.append(bh)
+        }
+        self.biasIn = biasIn
+        self.biasHH = biasHH
+
+        // Layer 0 table: one row per token.
+        let table = FloatBuffer(V * GH)
+        let wih0 = layout.layers[0].weightIH
+        if let emb = layout.embedding {
+            let E = c.embeddingSize
+            let wT = transposed(wih0)  // (E, GH)
+            for v in 0..<V {
+                w.withUnsafeBufferPointer { all in
+                    recur_rows_gemm(1, Int64(GH), Int64(E), all.baseAddress! + emb.offset + v * E, Int64(E),
+                                    wT.p, Int64(GH), table.p + v * GH, Int64(GH), 0)
+                }
+            }
+        } else {
+            for g in 0..<GH { for v in 0..<V { table[v * GH + g] = w[wih0.offset + g * V + v] } }
+        }
+        for v in 0..<V { recur_vadd(Int64(GH), biasIn[0].p, table.p + v * GH) }
+        table0 = table
+        weightIHT = layout.layers.enumerated().map { k, l in k == 0 ? FloatBuffer(0) : transposed(l.weightIH) }
+        weightHHT = layout.layers.map { transposed($0.weightHH) }
+        headT = transposed(layout.headWeight)
+        headBias = FloatBuffer(Array(w[layout.headBias.range]))
+
+        let B = maxBatch
+        gates = FloatBuffer(B * GH)
+        gh = FloatBuffer(c.cell == .gru ? B * GH : 0)
+        ghn = FloatBuffer(c.cell == .gru ? B * H : 0)
+        hNew = FloatBuffer(B * H)
+        cNew = FloatBuffer(c.cell == .lstm ? B * H : 0)
+        tanhC = FloatBuffer(c.cell == .lstm ? B * H : 0)
+        logits = FloatBuffer(B * V)
+    }
+
+    /// Advances rows 0..<tokens.count of `state` by one token each and returns their logits
+    /// (tokens.count, V), valid until the next call. Token ids must be < V.
+    @discardableResult
+    public func step(tokens: UnsafeBufferPointer<Int32>, state: StateBatch) -> UnsafePointer<Float> {
+        let B = tokens.count, H = config.hiddenSize, V = config.vocabularySize
+        let GH = config.cell.gateCount * H
+        precondition(B <= maxBatch && B <= state.batch, "batch \(B) exceeds the stepper's \(maxBatch) or the state's \(state.batch)")
+        for k in 0..<config.layers {
+            let h = state.h(layer: k)
+            let g = gates.p
+            if k == 0 {
+                for b in 0..<B {
+                    let t = Int(tokens[b])
+                    precondition(t >= 0 && t < V, "token id \(t) outside the vocabulary of \(V)")
+                    (g + b * GH).update(from: table0.p + t * GH, count: GH)
+                }
+            } else {
+                for b in 0..<B { (g + b * GH).update(from: biasIn[k].p, count: GH) }
+                // Input: the layer below's new h, already written back to the state.
+                recur_rows_gemm(Int64(B), Int64(GH), Int64(H), state.h(layer: k - 1), Int64(H),
+                                weightIHT[k].p, Int64(GH), g, Int64(GH), 1)
+            }
+            switch config.cell {
+            case .rnn:
+                recur_rows_gemm(Int64(B), Int64(GH), Int64(H), h, Int64(H), weightHHT[k].p, Int64(GH), g, Int64(GH), 1)
+                recur_rnn_forward(Int64(B * H), g, h, config.nonlinearity == .relu ? 1 : 0)
+            case .lstm:
+                recur_rows_gemm(Int64(B), Int64(GH), Int64(H), h, Int64(H), weightHHT[k].p, Int64(GH), g, Int64(GH), 1)
+                let c = state.c(layer: k)
+                recur_lstm_forward(Int64(B), Int64(H), g, c, cNew.p, tanhC.p, hNew.p)
+                c.update(from: cNew.p, count: B * H)
+                h.update(from: hNew.p, count: B * H)
+            case .gru:
+                for b in 0..<B { (gh.p + b * GH).update(from: biasHH[k].p, count: GH) }
+                recur_rows_gemm(Int64(B), Int64(GH), Int64(H), h, Int64(H), weightHHT[k].p, Int64(GH), gh.p, Int64(GH), 1)
+                recur_gru_forward(Int64(B), Int64(H), g, gh.p, h, hNew.p, ghn.p)
+                h.update(from: hNew.p, count: B * H)
+            }
+        }
+        let top = state.h(layer: config.layers - 1)
+        for b in 0..<B { (logits.p + b * V).update(from: headBias.p, count: V) }
+        recur_rows_gemm(Int64(B), Int64(V), Int64(H), top, Int64(H), headT.p, Int64(V), logits.p, Int64(V), 1)
+        return UnsafePointer(logits.p)
+    }
+}
