@@ -59,7 +59,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RecurCLITests",
-            dependencies: ["RecurCore"]
+            dependencies: ["RecurCore", "recur"]
         ),
     ]
 )

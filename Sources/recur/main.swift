@@ -1,1 +1,10 @@
-print("recur")
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+LoggingSystem.bootstrap(CLILogHandler.init(label:))
+exit(Recur.runMain())

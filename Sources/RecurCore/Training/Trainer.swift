@@ -149,6 +149,18 @@ public final class Trainer {
         return nats / Double(count)
     }
 
+    /// The recurrent state the B streams carry into the next chunk ([layer][h, c][B][H]), so
+    /// that a checkpoint can resume exactly.
+    public var carriedState: [Float] { state.storage.array }
+
+    /// Restores a state saved from `carriedState`.
+    public func restoreCarriedState(_ values: [Float]) throws(RecurError) {
+        guard values.count == state.storage.count else {
+            throw .invalidConfiguration("the saved recurrent state has \(values.count) values but \(options.batchSize) streams of this model need \(state.storage.count)")
+        }
+        values.withUnsafeBufferPointer { state.storage.p.update(from: $0.baseAddress!, count: values.count) }
+    }
+
     /// The model with the current weights.
     public func currentModel() -> Model {
         var m = model
