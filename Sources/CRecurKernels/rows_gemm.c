@@ -58,20 +58,47 @@ static void rows_gemm_avx512(int64_t B, int64_t N, int64_t K, const float *A, in
                 for (int j = 0; j < 4; j++)
                     _mm512_mask_storeu_ps(C + (b0 + r) * ldc + n0 + 16 * j, m[j], c[r][j]);
         }
-        for (; b0 < B; b0++) {  /* leftover rows, same per-element order */
-            __m512 c[4];
-            for (int j = 0; j < 4; j++)
-                c[j] = acc ? _mm512_maskz_loadu_ps(m[j], C + b0 * ldc + n0 + 16 * j) : _mm512_setzero_ps();
-            const float *a0 = A + b0 * lda;
-            for (int64_t k = 0; k < K; k++) {
-                const float *w = WT + k * ldw + n0;
-                __m512 x = _mm512_set1_ps(a0[k]);
-                c[0] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m[0], w), c[0]);
-                c[1] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m[1], w + 16), c[1]);
-                c[2] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m[2], w + 32), c[2]);
-                c[3] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m[3], w + 48), c[3]);
+    }
+    /* Leftover rows (B mod 4), one at a time: 8 accumulators over 128 columns keep the FMA
+     * pipes busy; the per-element order (k ascending, one accumulator) is the same as above. */
+    for (int64_t b = B - B % 4; b < B; b++) {
+        const float *a = A + b * lda;
+        float *c = C + b * ldc;
+        int64_t n0 = 0;
+        for (; n0 + 128 <= N; n0 += 128) {
+            __m512 s[8];
+            for (int j = 0; j < 8; j++) s[j] = acc ? _mm512_loadu_ps(c + n0 + 16 * j) : _mm512_setzero_ps();
+            const float *w = WT + n0;
+            for (int64_t k = 0; k < K; k++, w += ldw) {
+                __m512 x = _mm512_set1_ps(a[k]);
+                s[0] = _mm512_fmadd_ps(x, _mm512_loadu_ps(w), s[0]);
+                s[1] = _mm512_fmadd_ps(x, _mm512_loadu_ps(w + 16), s[1]);
+                s[2] = _mm512_fmadd_ps(x, _mm512_loadu_ps(w + 32), s[2]);
+                s[3] = _mm512_fmadd_ps(x, _mm512_loadu_ps(w + 48), s[3]);
+                s[4] = _mm512_fmadd_ps(x, _mm512_loadu_ps(w + 64), s[4]);
+                s[5] = _mm512_fmadd_ps(x, _mm512_loadu_ps(w + 80), s[5]);
+                s[6] = _mm512_fmadd_ps(x, _mm512_loadu_ps(w + 96), s[6]);
+                s[7] = _mm512_fmadd_ps(x, _mm512_loadu_ps(w + 112), s[7]);
             }
-            for (int j = 0; j < 4; j++) _mm512_mask_storeu_ps(C + b0 * ldc + n0 + 16 * j, m[j], c[j]);
+            for (int j = 0; j < 8; j++) _mm512_storeu_ps(c + n0 + 16 * j, s[j]);
+        }
+        for (; n0 < N; n0 += 64) {
+            __mmask16 m[4];
+            for (int j = 0; j < 4; j++) {
+                int64_t left = N - n0 - 16 * j;
+                m[j] = left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+            }
+            __m512 s[4];
+            for (int j = 0; j < 4; j++) s[j] = acc ? _mm512_maskz_loadu_ps(m[j], c + n0 + 16 * j) : _mm512_setzero_ps();
+            const float *w = WT + n0;
+            for (int64_t k = 0; k < K; k++, w += ldw) {
+                __m512 x = _mm512_set1_ps(a[k]);
+                s[0] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m[0], w), s[0]);
+                s[1] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m[1], w + 16), s[1]);
+                s[2] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m[2], w + 32), s[2]);
+                s[3] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m[3], w + 48), s[3]);
+            }
+            for (int j = 0; j < 4; j++) _mm512_mask_storeu_ps(c + n0 + 16 * j, m[j], s[j]);
         }
     }
 }

@@ -25,8 +25,9 @@ struct RecurBench: ParsableCommand {
         let config = ModelConfig(cell: cell, vocabularySize: vocab, hiddenSize: hidden, layers: layers, embeddingSize: hidden)
         let vocabulary = Vocabulary(kind: .byte, tokens: (0..<vocab).map(String.init), unknownPolicy: .error)
         let model = Model.random(config: config, vocabulary: Vocabulary(kind: .char, tokens: vocabulary.tokens.sorted(by: Vocabulary.scalarOrder), unknownPolicy: .error), seed: 0)
+        let backend = GemmBackend.current
         var result: [String: Any] = ["cell": cell.rawValue, "hidden": hidden, "layers": layers, "vocab": vocab,
-                                     "threads": GemmBackend.threads, "blas": GemmBackend.current.rawValue]
+                                     "threads": GemmBackend.threads, "blas": backend.rawValue]
         let clock = ContinuousClock()
         func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
 

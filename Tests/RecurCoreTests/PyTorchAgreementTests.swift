@@ -154,3 +154,27 @@ final class StepperAgreementTests: XCTestCase {
         }
     }
 }
+
+/// The threaded inference path must give exactly the single-threaded result, for every cell.
+final class StepperThreadingTests: XCTestCase {
+    func test_parallelStep_equalsSingleThreadedStep_bitForBit() throws {
+        for cell in CellKind.allCases {
+            let config = ModelConfig(cell: cell, vocabularySize: 50, hiddenSize: 160, layers: 2, embeddingSize: 24)
+            let vocab = Vocabulary(kind: .char, tokens: (0..<50).map { String(UnicodeScalar(UInt8(40 + $0))) }, unknownPolicy: .error)
+            let model = Model.random(config: config, vocabulary: vocab, seed: 11)
+            let pool = InferencePool(threads: 2)
+            for batch in [1, 5] {
+                let a = Stepper(model: model, maxBatch: batch), b = Stepper(model: model, maxBatch: batch)
+                let sa = StateBatch(config: config, batch: batch), sb = StateBatch(config: config, batch: batch)
+                var rng = SeededGenerator(seed: 3)
+                for _ in 0..<20 {
+                    let tokens = (0..<batch).map { _ in Int32(rng.next() % 50) }
+                    let la = tokens.withUnsafeBufferPointer { t in pool.withPool { a.step(tokens: t, state: sa, pool: $0) } }
+                    let lb = tokens.withUnsafeBufferPointer { b.step(tokens: $0, state: sb, pool: nil) }
+                    for i in 0..<(batch * 50) { XCTAssertEqual(la[i], lb[i], "\(cell) batch \(batch): logit \(i)") }
+                    for i in 0..<sa.storage.count { XCTAssertEqual(sa.storage[i], sb.storage[i], "\(cell) batch \(batch): state \(i)") }
+                }
+            }
+        }
+    }
+}

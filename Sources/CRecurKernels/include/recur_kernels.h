@@ -55,3 +55,23 @@ void recur_colsum(int64_t rows, int64_t cols, const float *a, float *out);
  * which other streams were stepped with it. accumulate != 0 adds to C, else overwrites. */
 void recur_rows_gemm(int64_t B, int64_t N, int64_t K, const float *A, int64_t lda,
                      const float *WT, int64_t ldw, float *C, int64_t ldc, int accumulate);
+
+/* A tiny fork-join pool for the inference step: `threads` - 1 workers that spin briefly and then
+ * sleep (futex) between jobs, so an idle daemon burns no CPU. Not reentrant: one caller at a
+ * time (recur_pool_try_acquire/release guard it); the caller takes part as thread 0. */
+typedef struct recur_pool recur_pool;
+recur_pool *recur_pool_create(int threads);
+void recur_pool_destroy(recur_pool *pool);
+int recur_pool_threads(const recur_pool *pool);
+/* 1 when the caller now owns the pool, 0 when another thread is using it. */
+int recur_pool_try_acquire(recur_pool *pool);
+void recur_pool_release(recur_pool *pool);
+
+/* recur_rows_gemm with the columns split across the pool's threads; the per-element order is
+ * unchanged, so results equal the single-threaded call bit for bit. A second product
+ * (A2, WT2, K2) may be accumulated into the same C in the same pass (A2 == NULL: none), as
+ * C (+)= A·WT then += A2·WT2, element by element in that order. */
+void recur_rows_gemm_parallel(recur_pool *pool, int64_t B, int64_t N,
+                              int64_t K, const float *A, int64_t lda, const float *WT, int64_t ldw,
+                              int64_t K2, const float *A2, int64_t lda2, const float *WT2, int64_t ldw2,
+                              float *C, int64_t ldc, int accumulate);

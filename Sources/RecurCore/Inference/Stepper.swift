@@ -99,11 +99,34 @@ public final class Stepper: @unchecked Sendable {
     /// (tokens.count, V), valid until the next call. Token ids must be < V.
     @discardableResult
     public func step(tokens: UnsafeBufferPointer<Int32>, state: StateBatch) -> UnsafePointer<Float> {
+        InferencePool.shared.withPool { pool in step(tokens: tokens, state: state, pool: pool) }
+    }
+
+    /// Below this many multiply-adds a product runs on the calling thread: waking the pool would cost more.
+    static let parallelThreshold = 1 << 15
+
+    /// C (B, N) += A (B, K) · Wᵀ, plus A2 (B, K2) · W2ᵀ when given, split by columns over `pool`.
+    @inline(__always)
+    func product(_ pool: OpaquePointer?, _ B: Int, _ N: Int, _ K: Int, _ a: UnsafePointer<Float>, _ wT: FloatBuffer,
+                 _ K2: Int = 0, _ a2: UnsafePointer<Float>? = nil, _ w2T: FloatBuffer? = nil,
+                 into c: UnsafeMutablePointer<Float>) {
+        if let pool, B * N * (K + K2) >= Self.parallelThreshold {
+            recur_rows_gemm_parallel(pool, Int64(B), Int64(N), Int64(K), a, Int64(K), wT.p, Int64(N),
+                                     Int64(K2), a2, Int64(K2), w2T?.p, Int64(N), c, Int64(N), 1)
+        } else {
+            recur_rows_gemm(Int64(B), Int64(N), Int64(K), a, Int64(K), wT.p, Int64(N), c, Int64(N), 1)
+            if let a2, let w2T {
+                recur_rows_gemm(Int64(B), Int64(N), Int64(K2), a2, Int64(K2), w2T.p, Int64(N), c, Int64(N), 1)
+            }
+        }
+    }
+
+    func step(tokens: UnsafeBufferPointer<Int32>, state: StateBatch, pool: OpaquePointer?) -> UnsafePointer<Float> {
         let B = tokens.count, H = config.hiddenSize, V = config.vocabularySize
         let GH = config.cell.gateCount * H
         precondition(B <= maxBatch && B <= state.batch, "batch \(B) exceeds the stepper's \(maxBatch) or the state's \(state.batch)")
         for k in 0..<config.layers {
-            let h = state.h(layer: k)
+            let h = UnsafePointer(state.h(layer: k))
             let g = gates.p
             if k == 0 {
                 for b in 0..<B {
@@ -113,30 +136,36 @@ public final class Stepper: @unchecked Sendable {
                 }
             } else {
                 for b in 0..<B { (g + b * GH).update(from: biasIn[k].p, count: GH) }
-                // Input: the layer below's new h, already written back to the state.
-                recur_rows_gemm(Int64(B), Int64(GH), Int64(H), state.h(layer: k - 1), Int64(H),
-                                weightIHT[k].p, Int64(GH), g, Int64(GH), 1)
             }
+            // Layer k > 0 takes the layer below's new h (already written back to the state);
+            // its input and recurrent products share one pass: gates += x·W_ihᵀ, then += h·W_hhᵀ.
+            let below: UnsafePointer<Float>? = k > 0 ? UnsafePointer(state.h(layer: k - 1)) : nil
             switch config.cell {
-            case .rnn:
-                recur_rows_gemm(Int64(B), Int64(GH), Int64(H), h, Int64(H), weightHHT[k].p, Int64(GH), g, Int64(GH), 1)
-                recur_rnn_forward(Int64(B * H), g, h, config.nonlinearity == .relu ? 1 : 0)
-            case .lstm:
-                recur_rows_gemm(Int64(B), Int64(GH), Int64(H), h, Int64(H), weightHHT[k].p, Int64(GH), g, Int64(GH), 1)
-                let c = state.c(layer: k)
-                recur_lstm_forward(Int64(B), Int64(H), g, c, cNew.p, tanhC.p, hNew.p)
-                c.update(from: cNew.p, count: B * H)
-                h.update(from: hNew.p, count: B * H)
+            case .rnn, .lstm:
+                if let below {
+                    product(pool, B, GH, H, below, weightIHT[k], H, h, weightHHT[k], into: g)
+                } else {
+                    product(pool, B, GH, H, h, weightHHT[k], into: g)
+                }
+                if config.cell == .rnn {
+                    recur_rnn_forward(Int64(B * H), g, state.h(layer: k), config.nonlinearity == .relu ? 1 : 0)
+                } else {
+                    let c = state.c(layer: k)
+                    recur_lstm_forward(Int64(B), Int64(H), g, c, cNew.p, tanhC.p, hNew.p)
+                    c.update(from: cNew.p, count: B * H)
+                    state.h(layer: k).update(from: hNew.p, count: B * H)
+                }
             case .gru:
+                if let below { product(pool, B, GH, H, below, weightIHT[k], into: g) }
                 for b in 0..<B { (gh.p + b * GH).update(from: biasHH[k].p, count: GH) }
-                recur_rows_gemm(Int64(B), Int64(GH), Int64(H), h, Int64(H), weightHHT[k].p, Int64(GH), gh.p, Int64(GH), 1)
+                product(pool, B, GH, H, h, weightHHT[k], into: gh.p)
                 recur_gru_forward(Int64(B), Int64(H), g, gh.p, h, hNew.p, ghn.p)
-                h.update(from: hNew.p, count: B * H)
+                state.h(layer: k).update(from: hNew.p, count: B * H)
             }
         }
-        let top = state.h(layer: config.layers - 1)
+        let top = UnsafePointer(state.h(layer: config.layers - 1))
         for b in 0..<B { (logits.p + b * V).update(from: headBias.p, count: V) }
-        recur_rows_gemm(Int64(B), Int64(V), Int64(H), top, Int64(H), headT.p, Int64(V), logits.p, Int64(V), 1)
+        product(pool, B, V, H, top, headT, into: logits.p)
         return UnsafePointer(logits.p)
     }
 }

@@ -84,7 +84,9 @@ public final class Trainer {
 
     /// Epochs completed, fractional.
     public var epochProgress: Double {
-        Double(progress.epoch) + Double(progress.position) / Double(streamLength)
+        // An epoch is the whole chunks that fit in a stream; the tail shorter than T is skipped.
+        let epochLength = streamLength / options.sequenceLength * options.sequenceLength
+        return Double(progress.epoch) + Double(progress.position) / Double(epochLength)
     }
 
     /// The learning rate for the current point of the run.
