@@ -1,19 +1,23 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Layers, each pointing one way: RecurCore (numerics, no I/O) <- executables.
-// The engine, server and systemd layers join in their own issues.
+// Layers, each pointing one way:
+// RecurCore (numerics, no I/O) <- RecurEngine (streams, batching) <- RecurServer (protocol,
+// sockets, stdin) <- executables (recur, recurd).
 let package = Package(
     name: "Recur",
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "RecurCore", targets: ["RecurCore"]),
         .executable(name: "recur", targets: ["recur"]),
+        .executable(name: "recurd", targets: ["recurd"]),
         .executable(name: "recur-bench", targets: ["recur-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.95.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
         // Debian's OpenBLAS (libopenblas-dev), pthread flavour.
@@ -37,10 +41,34 @@ let package = Package(
             dependencies: ["CBLAS", "CDNNL", "CRecurKernels"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
+        .target(
+            name: "RecurEngine",
+            dependencies: ["RecurCore"]
+        ),
+        .target(
+            name: "RecurServer",
+            dependencies: [
+                "RecurEngine",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "recurd",
+            dependencies: [
+                "RecurServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "recur",
             dependencies: [
                 "RecurCore",
+                "RecurServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -49,6 +77,7 @@ let package = Package(
             name: "recur-bench",
             dependencies: [
                 "RecurCore",
+                "RecurEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -56,6 +85,18 @@ let package = Package(
             name: "RecurCoreTests",
             dependencies: ["RecurCore"],
             resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "RecurEngineTests",
+            dependencies: ["RecurEngine"]
+        ),
+        .testTarget(
+            name: "RecurServerTests",
+            dependencies: ["RecurServer"]
+        ),
+        .testTarget(
+            name: "RecurdTests",
+            dependencies: ["RecurCore", "recurd", "recur"]
         ),
         .testTarget(
             name: "RecurCLITests",

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RecurCore
+import RecurEngine
 
 /// recur's side of the PyTorch comparison (shared/peers/torch_rnn_bench.py measures the same
 /// three things in the same shapes). scripts/bench.sh runs both, interleaved, and prints ratios.
@@ -19,7 +20,10 @@ struct RecurBench: ParsableCommand {
     @Option(help: "Training batch B.") var trainBatch = 32
     @Option(help: "Training sequence length T.") var seq = 100
     @Option(help: "Training chunks timed.") var iterations = 20
-    @Option(help: "What to measure: all, single, batched or train.") var only = "all"
+    @Option(help: "recurd's socket, for --only latency or clients (start it with the same model first).") var socket: String?
+    @Option(help: "Concurrent clients for --only clients.") var clients = 1000
+    @Option(help: "Feeds each client sends (--only latency: feeds of one character).") var feeds = 20
+    @Option(help: "What to measure: all, single, batched, engine (the daemon's engine stepping --batch streams in process), latency (one client over --socket, one character per feed), clients (--clients clients over --socket), train, or gemm (the training GEMM shapes on the current backend; RECUR_BLAS=dnnl|openblas picks it).") var only = "all"
 
     func run() throws {
         let config = ModelConfig(cell: cell, vocabularySize: vocab, hiddenSize: hidden, layers: layers, embeddingSize: hidden)
@@ -80,9 +84,69 @@ struct RecurBench: ParsableCommand {
             let elapsed = clock.measure { for _ in 0..<iterations { _ = trainer.step(elapsed: 0) } }
             result["train_tokens_per_s"] = Double(trainBatch * seq * iterations) / seconds(elapsed)
         }
+        if only == "engine" {
+            let engine = StreamEngine(model: model)
+            result["engine_B\(batch)_tokens_per_s"] = engine.benchmarkSteps(streams: batch, steps: 50)
+        }
+        if only == "latency" || only == "clients" {
+            guard let socket else { throw ValidationError("--only \(only) needs --socket PATH of a running recurd") }
+            let text = Array(Self.sampleText.utf8)
+            let clients = DaemonClients(socketPath: socket, text: text)
+            if only == "latency" {
+                _ = try clients.run(clients: 1, feeds: 200, chunk: 1, k: 5)  // warm-up
+                let r = try clients.run(clients: 1, feeds: tokens, chunk: 1, k: 5)
+                let sorted = r.latencies.sorted()
+                result["socket_feed_1token_p50_us"] = sorted[sorted.count / 2]
+                result["socket_feed_1token_p99_us"] = sorted[min(sorted.count - 1, sorted.count * 99 / 100)]
+                result["errors"] = r.errors
+            } else {
+                let r = try clients.run(clients: self.clients, feeds: feeds, chunk: 50, k: 5)
+                result["clients"] = self.clients
+                result["clients_tokens"] = r.tokens
+                result["clients_tokens_per_s"] = Double(r.tokens) / r.seconds
+                result["clients_errors"] = r.errors
+                result["clients_disconnects"] = r.disconnects
+                let sorted = r.latencies.sorted()
+                result["clients_feed_p50_ms"] = sorted[sorted.count / 2] / 1000
+            }
+        }
+        if only == "gemm" {
+            // The GEMMs of one training chunk of LSTM H=256 (B=32, T=100, N=3200): µs per call.
+            let big = FloatBuffer(3200 * 1024), w = FloatBuffer(1024 * 3200), c = FloatBuffer(3200 * 1024)
+            for i in 0..<big.count { big[i] = Float(i % 7) * 0.1; w[i] = Float(i % 5) * 0.1 }
+            func time(_ label: String, _ reps: Int, _ body: () -> Void) {
+                body()
+                var best = Double.infinity
+                for _ in 0..<3 { best = min(best, seconds(clock.measure { for _ in 0..<reps { body() } }) / Double(reps)) }
+                result["gemm_us_" + label] = best * 1e6
+            }
+            time("step_32x1024x256", 200) { sgemm(m: 32, n: 1024, k: 256, a: big.p, lda: 256, b: w.p, ldb: 1024, beta: 1, c: c.p, ldc: 1024) }
+            time("step_32x1024x256_transB", 200) { sgemm(transB: true, m: 32, n: 1024, k: 256, a: big.p, lda: 256, b: w.p, ldb: 256, beta: 1, c: c.p, ldc: 1024) }
+            time("step_back_32x256x1024", 200) { sgemm(m: 32, n: 256, k: 1024, a: big.p, lda: 1024, b: w.p, ldb: 256, c: c.p, ldc: 256) }
+            time("input_3200x1024x256_transB", 5) { sgemm(transB: true, m: 3200, n: 1024, k: 256, a: big.p, lda: 256, b: w.p, ldb: 256, beta: 1, c: c.p, ldc: 1024) }
+            time("dW_1024x256x3200_transA", 5) { sgemm(transA: true, m: 1024, n: 256, k: 3200, a: big.p, lda: 1024, b: w.p, ldb: 256, beta: 1, c: c.p, ldc: 256) }
+            time("dX_3200x256x1024", 5) { sgemm(m: 3200, n: 256, k: 1024, a: big.p, lda: 1024, b: w.p, ldb: 256, c: c.p, ldc: 256) }
+        }
         let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
     }
 }
 
 extension CellKind: ExpressibleByArgument {}
+
+extension RecurBench {
+    /// Text the daemon benchmarks feed (every character is in the Shakespeare model's vocabulary).
+    static let sampleText = """
+        HAMLET:
+        To be, or not to be, that is the question:
+        Whether 'tis nobler in the mind to suffer
+        The slings and arrows of outrageous fortune,
+        Or to take arms against a sea of troubles
+        And by opposing end them. To die: to sleep;
+        No more; and by a sleep to say we end
+        The heart-ache and the thousand natural shocks
+        That flesh is heir to, 'tis a consummation
+        Devoutly to be wish'd.
+
+        """
+}

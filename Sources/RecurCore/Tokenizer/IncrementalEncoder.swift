@@ -15,6 +15,10 @@ public struct IncrementalEncoder: Sendable {
     /// Scalars (char) or pieces (word) emitted so far, for error offsets.
     private var offset = 0
 
+    /// Bytes held back: an unfinished UTF-8 sequence, plus (word tokenizer) the unfinished word
+    /// or space run that the next chunk may still extend.
+    public var pendingByteCount: Int { heldBytes.count + segmenter.pending.count }
+
     /// Starts a stream; sharing one `Tokenizer` between encoders avoids rebuilding its tables.
     public init(tokenizer: Tokenizer) {
         self.tokenizer = tokenizer

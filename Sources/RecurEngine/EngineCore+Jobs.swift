@@ -1,0 +1,164 @@
+import RecurCore
+
+/// Running the job at the head of a stream's queue, on the engine thread under the lock. Jobs
+/// of one stream run strictly in submission order: a job leaves the head only when finished.
+extension EngineCore {
+    /// Runs the stream's head jobs until one has to wait (for steps, for the token log, for a
+    /// fork's source) or the queue is empty; a dead stream with an empty queue is removed.
+    func advance(_ record: StreamRecord, at now: Moment, finished: inout [Finished]) {
+        while let job = record.jobs.first {
+            guard let result = execute(job, on: record, at: now) else { return }
+            record.jobs.removeFirst()
+            registry.touch(record, at: now)
+            if case .failure = result, job.createdStream, record.offset == 0, record.jobs.isEmpty {
+                record.alive = false  // a rejected first feed leaves no stream behind
+            }
+            if let completion = job.completion { finished.append((completion, result)) }
+        }
+        if !record.alive { registry.remove(record) }
+    }
+
+    /// Does what the job can do now: its result when finished, nil when it must wait.
+    private func execute(_ job: Job, on record: StreamRecord, at now: Moment) -> Result<JobOutput, EngineError>? {
+        switch job.kind {
+        case .forkBarrier:
+            return nil
+        case .reset:
+            guard record.alive else { return .failure(.unknownStream(record.name)) }
+            record.clear()
+            announce(.reset, of: record, except: job.client,
+                     message: "stream \(EngineError.quoted(record.name)) was reset by another client")
+            return .success(.done)
+        case .end:
+            guard record.alive else { return .failure(.unknownStream(record.name)) }
+            announce(.ended, of: record, except: job.client,
+                     message: "stream \(EngineError.quoted(record.name)) was ended by another client")
+            record.clear()
+            record.alive = false
+            let later = Set(record.jobs.dropFirst().compactMap(\.client))
+            for client in record.subscribers where !later.contains(client) { registry.unsubscribe(client, from: record) }
+            return .success(.done)
+        case .fork(let target):
+            return fork(record, into: target)
+        case .feedText, .feedTokens:
+            if !job.prepared, let failure = prepareFeed(job, on: record, at: now) { return .failure(failure) }
+            if let failure = job.logFailure { return .failure(failure) }
+            if job.cursor == job.tokens.count { return .success(.events(job.events)) }
+            if job.cursor < job.durableEnd {
+                activate(record)
+            } else if !job.logging {
+                startLogging(job, of: record)
+            }
+            return nil
+        case .predict(let request):
+            if !job.prepared {
+                job.prepared = true
+                guard record.alive else { return .failure(.unknownStream(record.name)) }
+                guard record.offset > 0 else {
+                    return .failure(.badValue("stream \(EngineError.quoted(record.name)) has absorbed no tokens yet, so there is nothing to continue"))
+                }
+                guard request.count > 0 else { return .success(.predictions([])) }
+                let run = PredictionRun(request: request, from: record, vocabularySize: vocabularySize)
+                run.choose()  // the first token comes from the stream's last prediction, no step needed
+                job.prediction = run
+            }
+            if let run = job.prediction, run.isFinished { return .success(.predictions(run.results)) }
+            activate(record)
+            return nil
+        }
+    }
+
+    private func activate(_ record: StreamRecord) {
+        guard !record.isActive else { return }
+        record.isActive = true
+        active.append(record)
+    }
+
+    /// Copies `source` into `target` and releases the target's queue.
+    private func fork(_ source: StreamRecord, into target: StreamRecord) -> Result<JobOutput, EngineError> {
+        guard case .forkBarrier = target.jobs.first?.kind else {
+            preconditionFailure("fork target '\(target.name)' lost the barrier at the head of its queue")
+        }
+        target.jobs.removeFirst()
+        markReady(target)
+        guard source.alive else {
+            target.alive = false
+            return .failure(.unknownStream(source.name))
+        }
+        target.state.p.update(from: source.state.p, count: stateSize)
+        target.logProbs.p.update(from: source.logProbs.p, count: vocabularySize)
+        target.encoder = source.encoder
+        target.offset = source.offset
+        target.scoredTokens = source.scoredTokens
+        target.lossSum = source.lossSum
+        return .success(.done)
+    }
+
+    /// Tokenizes a text feed (all or nothing) and re-creates an ended stream. The error, if any,
+    /// leaves the stream exactly as it was.
+    private func prepareFeed(_ job: Job, on record: StreamRecord, at now: Moment) -> EngineError? {
+        job.prepared = true
+        var encoder = record.alive ? record.encoder : IncrementalEncoder(tokenizer: tokenizer)
+        switch job.kind {
+        case .feedText(let bytes, let flush):
+            do {
+                var tokens = try encoder.feed(bytes)
+                if flush { tokens += try encoder.finish() }
+                job.tokens = tokens
+            } catch {
+                let detail: String
+                if case .tokenization(let message) = error { detail = message } else { detail = error.description }
+                return .badValue("cannot tokenize the text for stream \(EngineError.quoted(record.name)): \(detail) (offsets count from the stream's start or last reset)")
+            }
+        case .feedTokens(let tokens):
+            job.tokens = tokens
+        default:
+            preconditionFailure("prepareFeed called on a \(job.kind) job")
+        }
+        if !record.alive {
+            record.clear()
+            record.alive = true
+            record.created = now.wall
+        }
+        record.encoder = encoder
+        job.durableEnd = tokenLog == nil ? job.tokens.count : 0
+        job.events.reserveCapacity(job.tokens.count)
+        return nil
+    }
+
+    /// Appends the feed's next segment to the token log; the stream waits until it is durable.
+    private func startLogging(_ job: Job, of record: StreamRecord) {
+        guard let log = tokenLog else { return }
+        let start = job.cursor, end = min(job.tokens.count, start + options.maxTokensPerFeedJob)
+        let segment = Array(job.tokens[start..<end])
+        let name = record.name, offset = record.offset
+        job.logging = true
+        Task { [self] in
+            var failure: EngineError?
+            do {
+                try await log.append(stream: name, offset: offset, tokens: segment)
+            } catch {
+                failure = .internal("the token log could not record \(segment.count) tokens of stream \(EngineError.quoted(name)): \(error)")
+            }
+            segmentLogged(job, of: record, upTo: end, failure: failure)
+        }
+    }
+
+    /// The token log answered: the segment may be stepped, or the feed fails.
+    private func segmentLogged(_ job: Job, of record: StreamRecord, upTo end: Int, failure: EngineError?) {
+        lock.lock()
+        defer { lock.unlock() }
+        job.logging = false
+        if let failure { job.logFailure = failure } else { job.durableEnd = end }
+        if phase == .running { markReady(record) }
+    }
+
+    /// Queues a notice for the stream's subscribers other than `client`. Another client's end or
+    /// reset concerns nobody when no one else uses the stream; expiry and eviction always
+    /// produce a notice (the server logs them).
+    func announce(_ kind: StreamNotice.Kind, of record: StreamRecord, except client: ClientID?, message: String) {
+        let clients = record.subscribers.filter { $0 != client }.sorted()
+        if clients.isEmpty && (kind == .ended || kind == .reset) { return }
+        pendingNotices.append((StreamNotice(stream: record.name, kind: kind, message: message), clients))
+    }
+}

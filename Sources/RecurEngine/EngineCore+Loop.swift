@@ -1,0 +1,208 @@
+import Foundation
+import RecurCore
+
+/// The stepping thread: each iteration runs the quick jobs at the head of ready streams, then
+/// takes one token from every active stream (up to maxBatch, round-robin), steps them as one
+/// batch, and records the results. It sleeps only when no stream has work.
+extension EngineCore {
+    typealias Finished = (JobCompletion, Result<JobOutput, EngineError>)
+
+    func start() {
+        lock.lock()
+        precondition(phase == .idle, "start() must be called once, on a new engine (it is \(phase))")
+        phase = .running
+        startUptime = ProcessInfo.processInfo.systemUptime
+        lock.unlock()
+        let thread = Thread { [self] in run() }
+        thread.name = "recur-engine"
+        thread.start()
+    }
+
+    /// Stops the thread after its current step and fails every pending job with `.shuttingDown`.
+    /// Returns once the thread has stopped (at once when called from the thread itself).
+    func shutdown() {
+        var finished: [Finished] = []
+        lock.lock()
+        switch phase {
+        case .idle:
+            phase = .stopped
+            failEverything(into: &finished)
+        case .running, .stopping:
+            phase = .stopping
+            lock.broadcast()
+            let onEngineThread = enginePThread.map { pthread_equal($0, pthread_self()) != 0 } ?? false
+            while !onEngineThread && phase != .stopped { lock.wait() }
+        case .stopped:
+            break
+        }
+        lock.unlock()
+        for (completion, result) in finished { completion(result) }
+    }
+
+    private func run() {
+        var finished: [Finished] = []
+        var notices: [(StreamNotice, [ClientID])] = []
+        var advancing: [StreamRecord] = []
+        lock.lock()
+        enginePThread = pthread_self()
+        var nextSweep = ProcessInfo.processInfo.systemUptime + options.sweepInterval
+        while true {
+            while phase == .running && ready.isEmpty && active.isEmpty && pendingNotices.isEmpty {
+                let wait = nextSweep - ProcessInfo.processInfo.systemUptime
+                if wait <= 0 { break }
+                _ = lock.wait(until: Date(timeIntervalSinceNow: wait))
+            }
+            guard phase == .running else { break }
+            let now = Moment.now()
+            if now.uptime >= nextSweep {
+                sweep(at: now)
+                nextSweep = now.uptime + options.sweepInterval
+            }
+            swap(&advancing, &ready)
+            for record in advancing {
+                record.needsAdvance = false
+                advance(record, at: now, finished: &finished)
+            }
+            advancing.removeAll(keepingCapacity: true)
+            selectRows()
+            swap(&notices, &pendingNotices)
+            let handler = noticeHandler
+            lock.unlock()
+
+            deliver(&finished, &notices, to: handler)
+            if !rows.isEmpty { stepRows() }
+
+            lock.lock()
+            if !rows.isEmpty { commitRows() }
+        }
+        failEverything(into: &finished)
+        active.removeAll()
+        rows.removeAll()
+        swap(&notices, &pendingNotices)
+        let handler = noticeHandler
+        phase = .stopped
+        lock.broadcast()
+        lock.unlock()
+        deliver(&finished, &notices, to: handler)
+    }
+
+    private func deliver(_ finished: inout [Finished], _ notices: inout [(StreamNotice, [ClientID])],
+                         to handler: (@Sendable (StreamNotice, [ClientID]) -> Void)?) {
+        for (completion, result) in finished { completion(result) }
+        finished.removeAll(keepingCapacity: true)
+        if let handler { for (notice, clients) in notices { handler(notice, clients) } }
+        notices.removeAll(keepingCapacity: true)
+    }
+
+    /// Drops every stream and fails every job. Under the lock.
+    private func failEverything(into finished: inout [Finished]) {
+        for record in registry.removeAll() {
+            for job in record.jobs { if let completion = job.completion { finished.append((completion, .failure(.shuttingDown))) } }
+            record.jobs = []
+            record.isActive = false
+            record.needsAdvance = false
+        }
+        ready = []
+    }
+
+    /// Removes streams idle for longer than the timeout, telling their subscribers. Under the lock.
+    private func sweep(at now: Moment) {
+        guard let timeout = options.idleTimeout else { return }
+        for record in registry.idle(before: now.uptime - timeout) {
+            let message = "stream \(EngineError.quoted(record.name)) expired after \(Self.seconds(timeout)) without activity"
+            pendingNotices.append((StreamNotice(stream: record.name, kind: .expired, message: message), record.subscribers.sorted()))
+            record.alive = false
+            registry.remove(record)
+        }
+    }
+
+    static func seconds(_ s: Double) -> String {
+        s == s.rounded() ? "\(Int(s)) s" : "\(s) s"
+    }
+
+    // MARK: One batched step
+
+    /// Picks the rows of the next step: every active stream, or maxBatch of them in turn.
+    /// Under the lock (a token log may be extending a feed's durable range).
+    private func selectRows() {
+        rows.removeAll(keepingCapacity: true)
+        let n = active.count
+        guard n > 0 else { return }
+        let take = min(n, options.maxBatch)
+        let start = n > take ? rotation % n : 0
+        for i in 0..<take {
+            let record = active[(start + i) % n]
+            let job = record.jobs[0]
+            if let run = job.prediction {
+                batchTokens[i] = run.lastToken
+                rows.append(Row(record: record, job: job, state: run.state.p))
+            } else {
+                batchTokens[i] = job.tokens[job.cursor]
+                rows.append(Row(record: record, job: job, state: record.state.p))
+            }
+        }
+        rotation = n > take ? (start + take) % n : 0
+    }
+
+    /// Gathers the rows' states, steps them together, scatters the states back and turns each
+    /// row's logits into an event or a predicted token. Engine thread, without the lock.
+    private func stepRows() {
+        let c = model.config
+        let H = c.hiddenSize, V = vocabularySize, blocks = c.layers * c.cell.stateVectors
+        let stride = options.maxBatch * H
+        let base = batch.storage.p
+        // Row b's block j (layer j / stateVectors, h or c) lives at base + j·maxBatch·H + b·H.
+        for (b, row) in rows.enumerated() {
+            for j in 0..<blocks { (base + j * stride + b * H).update(from: row.state + j * H, count: H) }
+        }
+        let logits = stepper.step(tokens: UnsafeBufferPointer(rebasing: batchTokens[0..<rows.count]), state: batch)
+        for (b, row) in rows.enumerated() {
+            for j in 0..<blocks { (row.state + j * H).update(from: base + j * stride + b * H, count: H) }
+            let z = logits + b * V  // (V): this row's logits
+            if let run = row.job.prediction {
+                logSoftmax(z, count: V, into: run.logProbs.p)
+                run.choose()
+            } else {
+                let record = row.record, token = batchTokens[b]
+                // The prediction made before this token arrived: the previous step's row.
+                let logprob: Float? = record.offset > 0 ? record.logProbs[Int(token)] : nil
+                logSoftmax(z, count: V, into: record.logProbs.p)
+                let next = topK(record.logProbs.p, count: V, k: row.job.topK)
+                row.job.events.append(TokenEvent(stream: record.name, offset: record.offset + 1, token: token,
+                                                 logprob: logprob, next: next))
+            }
+        }
+    }
+
+    /// Counts the step, advances each row's stream and job, and retires streams whose head job
+    /// needs no more rows. Under the lock.
+    private func commitRows() {
+        var absorbed = 0
+        for row in rows where row.job.prediction == nil {
+            let record = row.record, job = row.job
+            record.offset += 1
+            if let lp = job.events[job.events.count - 1].logprob {
+                record.scoredTokens += 1
+                record.lossSum -= Double(lp)
+            }
+            job.cursor += 1
+            absorbed += 1
+        }
+        stepsTaken += 1
+        rowsStepped += rows.count
+        tokensAbsorbed += absorbed
+        meter.add(absorbed, at: ProcessInfo.processInfo.systemUptime - startUptime)
+        var kept = 0
+        for i in active.indices {
+            let record = active[i]
+            if record.jobs.first?.wantsStep == true {
+                active[kept] = record
+                kept += 1
+            } else {
+                record.isActive = false
+                markReady(record)
+            }
+        }
+        active.removeLast(active.count - kept)
+    }
+}

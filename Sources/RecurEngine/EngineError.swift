@@ -1,0 +1,57 @@
+/// Everything a request to the engine can fail with. Each case carries what the client needs
+/// to act; `description` is the sentence to show, `code` the stable protocol code.
+public enum EngineError: Error, Equatable, CustomStringConvertible {
+    /// No stream has this name (never created, ended, expired or evicted). Carries the name.
+    case unknownStream(String)
+    /// A fork's target name is already taken. Carries the name.
+    case streamExists(String)
+    /// Too many jobs are queued on the stream, or no stream can be evicted to make room.
+    /// Carries the sentence.
+    case busy(String)
+    /// A bad k, n, temperature, seed, stream name, token id or untokenizable text. Carries the
+    /// sentence, which names the offending value (for text: the character and its offset).
+    case badValue(String)
+    /// The engine is stopping or stopped; nothing more will be done.
+    case shuttingDown
+    /// The engine itself failed (today: the token log refused an append). Carries the sentence.
+    case `internal`(String)
+
+    /// The stable error code of the protocol.
+    public var code: String {
+        switch self {
+        case .unknownStream: "unknown_stream"
+        case .streamExists: "stream_exists"
+        case .busy: "busy"
+        case .badValue: "bad_value"
+        case .shuttingDown: "shutting_down"
+        case .internal: "internal"
+        }
+    }
+
+    /// The sentence to show the client: what went wrong and what to do.
+    public var description: String {
+        switch self {
+        case .unknownStream(let name):
+            "there is no stream named \(EngineError.quoted(name)) (it was never created, or it ended, expired or was evicted)"
+        case .streamExists(let name):
+            "a stream named \(EngineError.quoted(name)) already exists; fork into a new name"
+        case .busy(let message), .badValue(let message), .internal(let message):
+            message
+        case .shuttingDown:
+            "the engine is shutting down and accepts no more work"
+        }
+    }
+
+    /// A stream name in quotes, control characters escaped, so a message is always one line.
+    static func quoted(_ name: String) -> String {
+        var out = "'"
+        for scalar in name.unicodeScalars {
+            if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) {
+                out += "\\u{" + String(scalar.value, radix: 16) + "}"
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "'"
+    }
+}

@@ -1,0 +1,37 @@
+/// Limits and defaults of the engine (the daemon's flags map onto these).
+public struct EngineOptions: Sendable {
+    /// Streams stepped together at most: one matrix product per layer covers this many rows.
+    public var maxBatch = 1024
+    /// Top-k predictions per event when a request does not say.
+    public var defaultTopK = 5
+    /// Larger k → `EngineError.badValue` (k costs a sort per token and bytes per event).
+    public var maxTopK = 64
+    /// Largest n for predict; a larger one → `EngineError.badValue`.
+    public var maxPredict = 10_000
+    /// Beyond this, creating a stream evicts the least recently active idle one, with a notice.
+    public var maxResidentStreams = 10_000
+    /// Seconds without activity after which an idle stream is dropped, with a notice; nil = never.
+    public var idleTimeout: Double? = 3600
+    /// A feed's tokens are logged (when a `TokenLog` is set) and stepped in segments of at most
+    /// this many tokens, so a durable log never holds back more than one segment.
+    public var maxTokensPerFeedJob = 256
+    /// Jobs (requests) queued on one stream beyond this → `EngineError.busy`.
+    public var maxQueuedJobsPerStream = 64
+    /// Seconds between idle-expiry sweeps of the engine thread (small in tests).
+    public var sweepInterval: Double = 1
+
+    /// The defaults above; set fields to change them.
+    public init() {}
+
+    /// Checks that every limit is usable; a violation is a programmer error.
+    func check() {
+        precondition(maxBatch >= 1, "maxBatch \(maxBatch) must be at least 1")
+        precondition(defaultTopK >= 0 && defaultTopK <= maxTopK, "defaultTopK \(defaultTopK) must be within 0...maxTopK \(maxTopK)")
+        precondition(maxPredict >= 0, "maxPredict \(maxPredict) must not be negative")
+        precondition(maxResidentStreams >= 1, "maxResidentStreams \(maxResidentStreams) must be at least 1")
+        precondition(idleTimeout.map { $0 > 0 } ?? true, "idleTimeout \(String(describing: idleTimeout)) must be positive or nil")
+        precondition(maxTokensPerFeedJob >= 1, "maxTokensPerFeedJob \(maxTokensPerFeedJob) must be at least 1")
+        precondition(maxQueuedJobsPerStream >= 1, "maxQueuedJobsPerStream \(maxQueuedJobsPerStream) must be at least 1")
+        precondition(sweepInterval > 0, "sweepInterval \(sweepInterval) must be positive")
+    }
+}

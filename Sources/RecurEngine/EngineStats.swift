@@ -1,0 +1,25 @@
+/// Counters of the whole engine, as the `stats` request reports them.
+public struct EngineStats: Sendable, Equatable {
+    /// Resident streams.
+    public var streams: Int
+    /// Tokens absorbed since start (feeds only; predictions are not absorbed).
+    public var tokens: Int
+    /// Tokens absorbed per second over the last ~10 s.
+    public var tokensPerSecond: Double
+    /// Batched steps taken (one matrix product per layer each).
+    public var steps: Int
+    /// Mean rows per step (absorbed tokens and predicted tokens alike).
+    public var meanBatch: Double
+    /// Seconds since `start()`.
+    public var uptime: Double
+
+    /// Memberwise, for tests and for servers that relay stats.
+    public init(streams: Int, tokens: Int, tokensPerSecond: Double, steps: Int, meanBatch: Double, uptime: Double) {
+        self.streams = streams
+        self.tokens = tokens
+        self.tokensPerSecond = tokensPerSecond
+        self.steps = steps
+        self.meanBatch = meanBatch
+        self.uptime = uptime
+    }
+}

@@ -1,0 +1,50 @@
+import RecurCore
+
+/// Checks of request arguments, made before anything is queued: a bad value changes nothing.
+extension StreamEngine {
+    /// Longest stream name, in UTF-8 bytes.
+    public static let maxStreamNameBytes = 256
+    /// Smallest and largest non-zero sampling temperature.
+    public static let temperatureRange: ClosedRange<Float> = 0.001...1000
+
+    /// Stream names: 1...256 bytes of UTF-8 without control characters.
+    func checkName(_ name: String) throws(EngineError) {
+        let bytes = name.utf8.count
+        guard bytes >= 1, bytes <= Self.maxStreamNameBytes else {
+            throw .badValue("a stream name must be 1 to \(Self.maxStreamNameBytes) bytes of UTF-8, not \(bytes)")
+        }
+        for (i, scalar) in name.unicodeScalars.enumerated() where scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) {
+            throw .badValue("stream name \(EngineError.quoted(name)) contains a control character (U+\(String(scalar.value, radix: 16, uppercase: true)) at character \(i))")
+        }
+    }
+
+    /// k of the `next` lists: nil means the default; 0 asks for none.
+    func checkTopK(_ k: Int?) throws(EngineError) -> Int {
+        guard let k else { return options.defaultTopK }
+        guard k >= 0, k <= options.maxTopK else {
+            throw .badValue("k \(k) is outside 0...\(options.maxTopK)")
+        }
+        return k
+    }
+
+    func checkTokens(_ tokens: [Int32]) throws(EngineError) {
+        let V = model.config.vocabularySize
+        for (i, token) in tokens.enumerated() where token < 0 || Int(token) >= V {
+            throw .badValue("token id \(token) at position \(i) is outside the model's vocabulary of \(V) tokens")
+        }
+    }
+
+    func checkPredict(count: Int, temperature: Float, topK: Int?, seed: UInt64?) throws(EngineError) -> PredictRequest {
+        guard count >= 0, count <= options.maxPredict else {
+            throw .badValue("n \(count) is outside 0...\(options.maxPredict)")
+        }
+        guard temperature == 0 || Self.temperatureRange.contains(temperature) else {
+            throw .badValue("temperature \(temperature) must be 0 (greedy) or within \(Self.temperatureRange.lowerBound)...\(Self.temperatureRange.upperBound)")
+        }
+        if let topK, topK < 1 || topK > options.maxTopK {
+            throw .badValue("k \(topK) for sampling is outside 1...\(options.maxTopK)")
+        }
+        var system = SystemRandomNumberGenerator()
+        return PredictRequest(count: count, temperature: temperature, topK: topK, seed: seed ?? system.next())
+    }
+}

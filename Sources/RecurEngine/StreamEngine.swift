@@ -1,0 +1,149 @@
+import RecurCore
+
+/// Many named streams over one model, each with its own hidden state, stepped together: every
+/// step takes one token from each stream that has work and advances them all with one matrix
+/// product per layer. A stream's predictions equal `Evaluator` (what `recur eval --per-token`
+/// reports) bit for bit, however its text is chunked and whatever it is batched with.
+///
+/// Requests on one stream run in the order they were made (see docs/ENGINE.md, "Ordering");
+/// requests on different streams run concurrently. Every method is safe from any thread or task.
+/// Bad requests throw `EngineError`; only misuse of the engine itself (start twice, invalid
+/// options) is a precondition failure.
+public final class StreamEngine: Sendable {
+    let core: EngineCore
+
+    /// The model every stream runs.
+    public var model: Model { core.model }
+    /// The limits this engine was made with.
+    public var options: EngineOptions { core.options }
+
+    /// An engine over `model`; with a `tokenLog`, every feed is appended to it before it is
+    /// absorbed (durability, see `TokenLog`).
+    public init(model: Model, options: EngineOptions = .init(), tokenLog: (any TokenLog)? = nil) {
+        core = EngineCore(model: model, options: options, tokenLog: tokenLog)
+    }
+
+    /// Starts the stepping thread; call once. Requests made before wait until then.
+    /// `shutdown()` stops it (pending jobs fail with `.shuttingDown`).
+    public func start() { core.start() }
+
+    /// Stops the stepping thread after its current step, fails every pending and later request
+    /// with `.shuttingDown`, and drops all streams. Returns when the thread has stopped.
+    public func shutdown() { core.shutdown() }
+
+    /// Notices go here (set once, before start). Called from the engine thread: must not block.
+    /// `clients` are the stream's subscribers (other than the one whose request caused it); it
+    /// may be empty for expiry and eviction.
+    public func setNoticeHandler(_ handler: @escaping @Sendable (StreamNotice, [ClientID]) -> Void) {
+        core.lock.lock()
+        defer { core.lock.unlock() }
+        core.noticeHandler = handler
+    }
+
+    /// Tokenizes `text` with the stream's own incremental tokenizer (so text split anywhere, even
+    /// inside a UTF-8 sequence or a word, tokenizes as a whole would) and absorbs the tokens,
+    /// returning one event per token in order. Creates the stream if missing. `flush` finishes
+    /// the tokenizer (emits a held-back word). Bad text (unknown character under the model's
+    /// `error` policy) → `.badValue` and no change at all.
+    /// Large texts are absorbed in segments internally but returned together, so callers should
+    /// pass at most a few KiB at a time to keep memory bounded.
+    public func feed(stream: String, text: [UInt8], topK: Int?, flush: Bool = false,
+                     client: ClientID) async throws(EngineError) -> [TokenEvent] {
+        try checkName(stream)
+        let k = try checkTopK(topK)
+        let output = try await core.perform(on: stream, create: true) {
+            Job(kind: .feedText(text, flush: flush), client: client, topK: k, completion: $0)
+        }
+        guard case .events(let events) = output else { preconditionFailure("a feed finished with \(output)") }
+        return events
+    }
+
+    /// Same with token ids already tokenized (stdin mode, benchmarks, tests). An id outside the
+    /// vocabulary → `.badValue` and no change.
+    public func feed(stream: String, tokens: [Int32], topK: Int?, client: ClientID) async throws(EngineError) -> [TokenEvent] {
+        try checkName(stream)
+        let k = try checkTopK(topK)
+        try checkTokens(tokens)
+        let output = try await core.perform(on: stream, create: true) {
+            Job(kind: .feedTokens(tokens), client: client, topK: k, completion: $0)
+        }
+        guard case .events(let events) = output else { preconditionFailure("a feed finished with \(output)") }
+        return events
+    }
+
+    /// Continues the stream by `count` tokens without changing it, each with its probability under
+    /// the model. Temperature 0 = greedy (argmax, ties to the lower id); otherwise sampled from
+    /// softmax(logprob / temperature), among the `topK` most probable when given, from `seed`
+    /// (random when nil). The first token continues the stream's last prediction, so the stream
+    /// must have absorbed a token (else `.badValue`).
+    public func predict(stream: String, count: Int, temperature: Float, topK: Int?, seed: UInt64?,
+                        client: ClientID) async throws(EngineError) -> [TokenProbability] {
+        try checkName(stream)
+        let request = try checkPredict(count: count, temperature: temperature, topK: topK, seed: seed)
+        let output = try await core.perform(on: stream, create: false) {
+            Job(kind: .predict(request), client: client, completion: $0)
+        }
+        guard case .predictions(let tokens) = output else { preconditionFailure("a predict finished with \(output)") }
+        return tokens
+    }
+
+    /// Returns the stream to the state of a new one (after the requests queued before this one).
+    /// Its other subscribers get a `.reset` notice.
+    public func reset(stream: String, client: ClientID) async throws(EngineError) {
+        try checkName(stream)
+        _ = try await core.perform(on: stream, create: false) { Job(kind: .reset, client: client, completion: $0) }
+    }
+
+    /// Copies the stream, as it is after the requests queued before this one, under a new name.
+    /// Requests on the new stream wait for the copy. `.streamExists` if the name is taken.
+    public func fork(stream: String, into newName: String, client: ClientID) async throws(EngineError) {
+        try checkName(stream)
+        try checkName(newName)
+        let result: Result<JobOutput, EngineError> = await withCheckedContinuation { continuation in
+            do throws(EngineError) {
+                try core.submitFork(from: stream, into: newName, client: client) { continuation.resume(returning: $0) }
+            } catch {
+                continuation.resume(returning: .failure(error))
+            }
+        }
+        _ = try result.get()
+    }
+
+    /// Drops the stream (after the requests queued before this one). Its other subscribers get
+    /// an `.ended` notice.
+    public func end(stream: String, client: ClientID) async throws(EngineError) {
+        try checkName(stream)
+        _ = try await core.perform(on: stream, create: false) { Job(kind: .end, client: client, completion: $0) }
+    }
+
+    /// The stream as it is now: queued requests not yet run are not reflected.
+    public func info(stream: String) async throws(EngineError) -> StreamInfo {
+        try checkName(stream)
+        return try core.info(stream)
+    }
+
+    /// Every resident stream, by name (UTF-8 byte order).
+    public func list() async -> [StreamInfo] { core.list() }
+
+    /// Counters of the whole engine since `start()`.
+    public func stats() async -> EngineStats { core.stats() }
+
+    /// Forget a client (connection closed): its subscriptions go; its named streams stay.
+    public func disconnect(client: ClientID) { core.disconnect(client) }
+}
+
+extension EngineCore {
+    /// Submits the job `make` builds around a completion and waits for its result.
+    func perform(on stream: String, create: Bool,
+                 _ make: (@escaping JobCompletion) -> Job) async throws(EngineError) -> JobOutput {
+        let result: Result<JobOutput, EngineError> = await withCheckedContinuation { continuation in
+            let job = make { continuation.resume(returning: $0) }
+            do throws(EngineError) {
+                try submit(job, to: stream, create: create)
+            } catch {
+                continuation.resume(returning: .failure(error))
+            }
+        }
+        return try result.get()
+    }
+}

@@ -1,0 +1,72 @@
+import RecurCore
+
+/// One stream: its recurrent state, the log-probabilities it predicts for its next token, its
+/// tokenizer, counters, subscribers and the FIFO of requests waiting on it.
+///
+/// Ownership: fields marked (lock) are read and written under the engine lock. The numeric
+/// buffers are touched only by the engine thread (under the lock or not), which is the only
+/// thread that runs jobs; nobody else reads them.
+final class StreamRecord: @unchecked Sendable {
+    let name: String
+
+    /// (lock) False once an `end` ran while later requests were still queued behind it; those
+    /// then see the stream as missing (a feed re-creates it). A dead record with an empty queue
+    /// is removed at once.
+    var alive = true
+    /// (lock) Seconds since 1970.
+    var created: Double
+    /// (lock) Seconds since 1970, for `info`.
+    var lastActivity: Double
+    /// (lock) Monotonic seconds, for expiry and least-recently-used order.
+    var lastActivityUptime: Double
+    /// (lock) Tokens absorbed.
+    var offset = 0
+    /// (lock) Tokens that came with a logprob (all but the first since creation or reset).
+    var scoredTokens = 0
+    /// (lock) Sum of -logprob over scored tokens, in nats.
+    var lossSum: Double = 0
+    /// (lock) Clients told about expiry, eviction, and other clients' ends and resets.
+    var subscribers: Set<ClientID> = []
+    /// (lock) Requests in submission order; the first is the one running.
+    var jobs: [Job] = []
+    /// (lock) Waiting in the engine's ready list for its head job to be looked at.
+    var needsAdvance = false
+    /// (engine thread) In the engine's active list: its head job wants a row in the next step.
+    var isActive = false
+    /// (lock) Neighbours in the registry's least-recently-active list.
+    weak var lruPrevious: StreamRecord?
+    var lruNext: StreamRecord?
+
+    /// (lock) The stream's own incremental tokenizer.
+    var encoder: IncrementalEncoder
+    /// (engine thread) (stateSize): per layer h, then c for LSTM, each (H); `StateBatch` layout for B = 1.
+    let state: FloatBuffer
+    /// (engine thread) (V): log-softmax after the last absorbed token; meaningless while offset is 0.
+    let logProbs: FloatBuffer
+
+    init(name: String, config: ModelConfig, tokenizer: Tokenizer, now: Moment) {
+        self.name = name
+        created = now.wall
+        lastActivity = now.wall
+        lastActivityUptime = now.uptime
+        encoder = IncrementalEncoder(tokenizer: tokenizer)
+        state = FloatBuffer(config.stateSize)
+        logProbs = FloatBuffer(config.vocabularySize)
+    }
+
+    /// Back to a stream that has absorbed nothing (reset, end, re-creation). Engine thread only.
+    func clear() {
+        state.zero()
+        offset = 0
+        scoredTokens = 0
+        lossSum = 0
+        encoder = IncrementalEncoder(tokenizer: encoder.tokenizer)
+    }
+
+    /// The snapshot `info` reports. Under the lock.
+    func info() -> StreamInfo {
+        StreamInfo(stream: name, offset: offset, scoredTokens: scoredTokens,
+                   meanLoss: scoredTokens > 0 ? lossSum / Double(scoredTokens) : nil,
+                   created: created, lastActivity: lastActivity, pendingText: encoder.pendingByteCount)
+    }
+}

@@ -1,0 +1,83 @@
+import RecurEngine
+
+/// Everything `recurd` is told by its flags; `runDaemon(configuration:model:logger:)` runs it.
+public struct RecurdConfiguration: Sendable {
+    /// How stdin mode prints events.
+    public enum OutputFormat: String, Sendable, CaseIterable {
+        /// One JSON event per line, the same objects the socket sends.
+        case json
+        /// `offset<TAB>token<TAB>logprob<TAB>tok:p,tok:p,...`, readable like KenLM's query output.
+        case tsv
+    }
+
+    /// Where the socket server listens; nil runs no socket server.
+    public var socketPath: String? = nil
+    /// An already bound, listening Unix stream socket to serve on instead of binding
+    /// `socketPath` (socket activation hands one over as fd 3).
+    public var listeningDescriptor: Int32? = nil
+    /// Read text from stdin and print events to stdout; the daemon ends at end of input.
+    public var stdin = false
+    /// The stdin output format.
+    public var format: OutputFormat = .json
+    /// Stdin lines are `key<TAB>text`, one stream per key (logs of many hosts through one pipe).
+    public var keyField = false
+    /// The stream stdin feeds when `keyField` is off.
+    public var stdinStream = "stdin"
+    /// Longest request line (and stdin key-field line) in bytes; longer lines get too_long.
+    public var maxLineLength = 1 << 20
+    /// Connections served at once; one more is told so and closed.
+    public var maxConnections = 1024
+    /// How long a graceful shutdown (SIGTERM, SIGINT) may take before in-flight work is cancelled.
+    public var shutdownGracePeriod: Duration = .seconds(10)
+    /// The engine's limits; `engine.defaultTopK` is the k used when a request gives none.
+    public var engine = EngineOptions()
+
+    /// The socket path the documentation and `recur connect` use by default.
+    public static let defaultSocketPath = "/tmp/recurd.sock"
+
+    /// The defaults: no socket, no stdin (set at least one), JSON output, 1 MiB lines, 1024 connections.
+    public init() {}
+
+    /// The request bounds this configuration implies.
+    public var requestLimits: RequestLimits {
+        RequestLimits(maxTopK: engine.maxTopK, maxPredict: engine.maxPredict)
+    }
+
+    /// Checks the combination of settings; the message says what to change.
+    public func validate() throws(ConfigurationError) {
+        if socketPath == nil, listeningDescriptor == nil, !stdin {
+            throw ConfigurationError("nothing to serve: give a socket path, a listening descriptor, or stdin mode")
+        }
+        if let socketPath, listeningDescriptor != nil {
+            throw ConfigurationError("give either the socket path '\(socketPath)' or a listening descriptor, not both")
+        }
+        if let socketPath, socketPath.utf8.count > 103 {
+            throw ConfigurationError("the socket path '\(socketPath)' is \(socketPath.utf8.count) bytes long; Unix sockets allow at most 103")
+        }
+        if keyField, !stdin {
+            throw ConfigurationError("the key field applies to stdin mode only")
+        }
+        guard maxLineLength >= 64 else {
+            throw ConfigurationError("the maximum line length \(maxLineLength) is too small; use at least 64 bytes")
+        }
+        guard maxConnections >= 1 else {
+            throw ConfigurationError("the connection limit \(maxConnections) must be at least 1")
+        }
+        guard engine.defaultTopK >= 0, engine.defaultTopK <= engine.maxTopK else {
+            throw ConfigurationError("the default k \(engine.defaultTopK) must be between 0 and the maximum k \(engine.maxTopK)")
+        }
+        if let problem = StreamName.problem(with: stdinStream, field: "stdin stream") {
+            throw ConfigurationError(problem)
+        }
+    }
+}
+
+/// A configuration that cannot run, as a sentence the user can act on.
+public struct ConfigurationError: Error, Equatable, CustomStringConvertible {
+    /// The sentence.
+    public var message: String
+    /// An error saying `message`.
+    public init(_ message: String) { self.message = message }
+    /// The sentence.
+    public var description: String { message }
+}

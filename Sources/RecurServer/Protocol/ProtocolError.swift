@@ -1,0 +1,49 @@
+import RecurEngine
+
+/// The stable error codes of the protocol (docs/PROTOCOL.md). Clients branch on these, so
+/// they never change meaning; new ones may be added.
+public enum ErrorCode: String, Sendable, CaseIterable {
+    /// The line is not one JSON object (or not valid UTF-8).
+    case badJSON = "bad_json"
+    /// "op" names no operation.
+    case unknownOp = "unknown_op"
+    /// A required member ("op", "text", "n", "into") is absent.
+    case missingField = "missing_field"
+    /// A member has the wrong type or a value outside its range, or the text cannot be tokenized.
+    case badValue = "bad_value"
+    /// The line is longer than the daemon's limit; the rest of it was skipped.
+    case tooLong = "too_long"
+    /// No stream has that name (never created, ended, expired or evicted).
+    case unknownStream = "unknown_stream"
+    /// A fork target that is already taken.
+    case streamExists = "stream_exists"
+    /// Too many requests are queued for the stream, or the connection limit is reached.
+    case busy
+    /// The daemon is shutting down and takes no more work.
+    case shuttingDown = "shutting_down"
+    /// A failure inside the daemon; the request may be retried.
+    case `internal`
+}
+
+/// A request that cannot be served, as the client will read it: a code and a sentence.
+public struct ProtocolError: Error, Equatable, CustomStringConvertible {
+    /// One of `ErrorCode`'s raw values (the engine's codes pass through unchanged).
+    public var code: String
+    /// What was wrong, as a sentence the client's user can act on.
+    public var message: String
+
+    /// An error of one of the protocol's own codes.
+    public init(_ code: ErrorCode, _ message: String) {
+        self.code = code.rawValue
+        self.message = message
+    }
+
+    /// The engine's error under the engine's own code.
+    public init(_ error: EngineError) {
+        code = error.code
+        message = error.description
+    }
+
+    /// `code: message`, for logs.
+    public var description: String { "\(code): \(message)" }
+}

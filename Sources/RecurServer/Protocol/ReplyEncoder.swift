@@ -1,0 +1,238 @@
+import NIOCore
+import RecurCore
+import RecurEngine
+
+/// Writes every line the daemon sends (events, replies, errors, notices) as compact JSON
+/// followed by a newline. "id", when the request had one, comes first in every line.
+/// Shapes are specified in docs/PROTOCOL.md.
+struct ReplyEncoder: Sendable {
+    let tokens: TokenTable
+    let tokenizer: Tokenizer
+    let model: Model
+
+    init(model: Model) {
+        self.model = model
+        tokens = TokenTable(vocabulary: model.vocabulary)
+        tokenizer = Tokenizer(model.vocabulary)
+    }
+
+    /// `{"id":..,` or `{` when there is no id.
+    private func open(_ id: JSONValue?, into buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(ascii: "{"))
+        if let id {
+            buffer.writeJSONKey("id")
+            buffer.writeJSONValue(id)
+            buffer.writeInteger(UInt8(ascii: ","))
+        }
+    }
+
+    private func close(into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("}\n")
+    }
+
+    /// `{"id":..,"op":"<op>","stream":S` — the common head of replies to stream ops.
+    private func replyHead(_ op: StaticString, id: JSONValue?, stream: String?, into buffer: inout ByteBuffer) {
+        open(id, into: &buffer)
+        buffer.writeJSONKey("op")
+        buffer.writeInteger(UInt8(ascii: "\""))
+        buffer.writeStaticString(op)
+        buffer.writeInteger(UInt8(ascii: "\""))
+        if let stream {
+            buffer.writeStaticString(",\"stream\":")
+            buffer.writeJSONString(stream)
+        }
+    }
+
+    /// `"next":[{"token":T,"p":P},...]` style list of candidates under `key`.
+    private func candidates(_ key: StaticString, _ list: [TokenProbability], into buffer: inout ByteBuffer) {
+        buffer.writeJSONKey(key)
+        buffer.writeInteger(UInt8(ascii: "["))
+        for (i, c) in list.enumerated() {
+            buffer.writeStaticString(i == 0 ? "{\"token\":" : ",{\"token\":")
+            tokens.writeJSON(c.token, into: &buffer)
+            buffer.writeStaticString(",\"p\":")
+            buffer.writeJSONFloat(c.probability)
+            buffer.writeInteger(UInt8(ascii: "}"))
+        }
+        buffer.writeInteger(UInt8(ascii: "]"))
+    }
+
+    /// One absorbed token: `{"stream":S,"offset":N,"token":T,"logprob":L,"next":[...]}`.
+    /// `quotedStream` is the stream name already written as a JSON string (done once per feed).
+    func event(_ event: TokenEvent, id: JSONValue?, quotedStream: ByteBuffer, into buffer: inout ByteBuffer) {
+        open(id, into: &buffer)
+        buffer.writeJSONKey("stream")
+        buffer.writeImmutableBuffer(quotedStream)
+        buffer.writeStaticString(",\"offset\":")
+        buffer.writeJSONInt(event.offset)
+        buffer.writeStaticString(",\"token\":")
+        tokens.writeJSON(event.token, into: &buffer)
+        buffer.writeStaticString(",\"logprob\":")
+        if let lp = event.logprob { buffer.writeJSONFloat(lp) } else { buffer.writeStaticString("null") }
+        buffer.writeInteger(UInt8(ascii: ","))
+        candidates("next", event.next, into: &buffer)
+        close(into: &buffer)
+    }
+
+    /// The stream name as a JSON string, for `event(_:id:quotedStream:into:)`.
+    func quoted(_ stream: String) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.writeJSONString(stream)
+        return buffer
+    }
+
+    /// The end of a feed: `{"op":"feed","stream":S,"done":true,"tokens":n,"offset":N}`.
+    func feedDone(id: JSONValue?, stream: String, tokens count: Int, offset: Int?, into buffer: inout ByteBuffer) {
+        replyHead("feed", id: id, stream: stream, into: &buffer)
+        buffer.writeStaticString(",\"done\":true,\"tokens\":")
+        buffer.writeJSONInt(count)
+        if let offset {
+            buffer.writeStaticString(",\"offset\":")
+            buffer.writeJSONInt(offset)
+        }
+        close(into: &buffer)
+    }
+
+    /// `{"op":"predict","stream":S,"text":T,"tokens":[{"token":T1,"p":P1},...]}`.
+    func predicted(id: JSONValue?, stream: String, tokens list: [TokenProbability], into buffer: inout ByteBuffer) {
+        replyHead("predict", id: id, stream: stream, into: &buffer)
+        buffer.writeStaticString(",\"text\":")
+        buffer.writeJSONString(tokenizer.decode(list.map(\.token)))
+        buffer.writeInteger(UInt8(ascii: ","))
+        candidates("tokens", list, into: &buffer)
+        close(into: &buffer)
+    }
+
+    /// `{"op":"reset"|"end","stream":S,"done":true}`.
+    func done(_ op: StaticString, id: JSONValue?, stream: String, into buffer: inout ByteBuffer) {
+        replyHead(op, id: id, stream: stream, into: &buffer)
+        buffer.writeStaticString(",\"done\":true")
+        close(into: &buffer)
+    }
+
+    /// `{"op":"fork","stream":S,"into":N,"done":true}`.
+    func forked(id: JSONValue?, stream: String, into newName: String, into buffer: inout ByteBuffer) {
+        replyHead("fork", id: id, stream: stream, into: &buffer)
+        buffer.writeStaticString(",\"into\":")
+        buffer.writeJSONString(newName)
+        buffer.writeStaticString(",\"done\":true")
+        close(into: &buffer)
+    }
+
+    /// The members of a stream's info after its name (shared by info and list).
+    private func infoMembers(_ info: StreamInfo, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString(",\"offset\":")
+        buffer.writeJSONInt(info.offset)
+        buffer.writeStaticString(",\"scored_tokens\":")
+        buffer.writeJSONInt(info.scoredTokens)
+        buffer.writeStaticString(",\"mean_loss\":")
+        if let loss = info.meanLoss { buffer.writeJSONDouble(loss) } else { buffer.writeStaticString("null") }
+        buffer.writeStaticString(",\"created\":")
+        buffer.writeJSONString(Timestamp.iso8601(info.created))
+        buffer.writeStaticString(",\"last_activity\":")
+        buffer.writeJSONString(Timestamp.iso8601(info.lastActivity))
+        buffer.writeStaticString(",\"pending_bytes\":")
+        buffer.writeJSONInt(info.pendingText)
+    }
+
+    /// `{"op":"info","stream":S,"offset":N,"scored_tokens":M,"mean_loss":L,"created":T,"last_activity":T,"pending_bytes":P}`.
+    func info(id: JSONValue?, _ info: StreamInfo, into buffer: inout ByteBuffer) {
+        replyHead("info", id: id, stream: info.stream, into: &buffer)
+        infoMembers(info, into: &buffer)
+        close(into: &buffer)
+    }
+
+    /// `{"op":"list","streams":[{"stream":S,...info members...},...]}`.
+    func list(id: JSONValue?, _ infos: [StreamInfo], into buffer: inout ByteBuffer) {
+        replyHead("list", id: id, stream: nil, into: &buffer)
+        buffer.writeStaticString(",\"streams\":[")
+        for (i, info) in infos.enumerated() {
+            buffer.writeStaticString(i == 0 ? "{\"stream\":" : ",{\"stream\":")
+            buffer.writeJSONString(info.stream)
+            infoMembers(info, into: &buffer)
+            buffer.writeInteger(UInt8(ascii: "}"))
+        }
+        buffer.writeInteger(UInt8(ascii: "]"))
+        close(into: &buffer)
+    }
+
+    /// `{"op":"stats","streams":..,"tokens":..,"tokens_per_second":..,"steps":..,"mean_batch":..,"uptime":..,"connections":..}`.
+    func stats(id: JSONValue?, _ stats: EngineStats, connections: Int, into buffer: inout ByteBuffer) {
+        replyHead("stats", id: id, stream: nil, into: &buffer)
+        buffer.writeStaticString(",\"streams\":")
+        buffer.writeJSONInt(stats.streams)
+        buffer.writeStaticString(",\"tokens\":")
+        buffer.writeJSONInt(stats.tokens)
+        buffer.writeStaticString(",\"tokens_per_second\":")
+        buffer.writeJSONDouble(stats.tokensPerSecond)
+        buffer.writeStaticString(",\"steps\":")
+        buffer.writeJSONInt(stats.steps)
+        buffer.writeStaticString(",\"mean_batch\":")
+        buffer.writeJSONDouble(stats.meanBatch)
+        buffer.writeStaticString(",\"uptime\":")
+        buffer.writeJSONDouble(stats.uptime)
+        buffer.writeStaticString(",\"connections\":")
+        buffer.writeJSONInt(connections)
+        close(into: &buffer)
+    }
+
+    /// `{"op":"model","cell":..,"nonlinearity":..,"layers":..,"hidden":..,"embedding":..,"vocab_size":..,"tokenizer":..,"unknown":..,"parameters":..,"provenance":{..}}`.
+    func modelInfo(id: JSONValue?, into buffer: inout ByteBuffer) {
+        let c = model.config
+        replyHead("model", id: id, stream: nil, into: &buffer)
+        buffer.writeStaticString(",\"cell\":")
+        buffer.writeJSONString(c.cell.rawValue)
+        if c.cell == .rnn {
+            buffer.writeStaticString(",\"nonlinearity\":")
+            buffer.writeJSONString(c.nonlinearity.rawValue)
+        }
+        buffer.writeStaticString(",\"layers\":")
+        buffer.writeJSONInt(c.layers)
+        buffer.writeStaticString(",\"hidden\":")
+        buffer.writeJSONInt(c.hiddenSize)
+        buffer.writeStaticString(",\"embedding\":")
+        buffer.writeJSONInt(c.embeddingSize)
+        buffer.writeStaticString(",\"vocab_size\":")
+        buffer.writeJSONInt(c.vocabularySize)
+        buffer.writeStaticString(",\"tokenizer\":")
+        buffer.writeJSONString(model.vocabulary.kind.rawValue)
+        buffer.writeStaticString(",\"unknown\":")
+        buffer.writeJSONString(model.vocabulary.unknownPolicy.rawValue)
+        buffer.writeStaticString(",\"parameters\":")
+        buffer.writeJSONInt(model.parameters.count)
+        buffer.writeStaticString(",\"provenance\":{")
+        for (i, key) in model.provenance.keys.sorted().enumerated() {
+            if i > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+            buffer.writeJSONString(key)
+            buffer.writeInteger(UInt8(ascii: ":"))
+            buffer.writeJSONString(model.provenance[key]!)
+        }
+        buffer.writeInteger(UInt8(ascii: "}"))
+        close(into: &buffer)
+    }
+
+    /// `{"error":{"code":C,"message":M},"id":..}` (the id last, as the issue writes it).
+    func error(_ error: ProtocolError, id: JSONValue?, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("{\"error\":{\"code\":")
+        buffer.writeJSONString(error.code)
+        buffer.writeStaticString(",\"message\":")
+        buffer.writeJSONString(error.message)
+        buffer.writeInteger(UInt8(ascii: "}"))
+        if let id {
+            buffer.writeStaticString(",\"id\":")
+            buffer.writeJSONValue(id)
+        }
+        close(into: &buffer)
+    }
+
+    /// `{"notice":"expired"|"evicted"|"ended"|"reset","stream":S,"message":M}`.
+    func notice(_ notice: StreamNotice, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("{\"notice\":")
+        buffer.writeJSONString(notice.kind.rawValue)
+        buffer.writeStaticString(",\"stream\":")
+        buffer.writeJSONString(notice.stream)
+        buffer.writeStaticString(",\"message\":")
+        buffer.writeJSONString(notice.message)
+        close(into: &buffer)
+    }
+}

@@ -1,0 +1,95 @@
+/// One request line, validated: everything the daemon needs to serve it, nothing left to check
+/// but what only the engine knows (whether the stream exists, whether the text tokenizes).
+public struct Request: Sendable, Equatable {
+    /// The client's "id", echoed on every reply, event and error of this request.
+    public var id: JSONValue?
+    /// What is asked.
+    public var operation: Operation
+
+    /// Memberwise.
+    public init(id: JSONValue? = nil, operation: Operation) {
+        self.id = id
+        self.operation = operation
+    }
+
+    /// What a request asks for. A nil stream means the connection's private stream.
+    public enum Operation: Sendable, Equatable {
+        /// Absorb `text`; `k` predictions per event (nil: the daemon's default); `flush`
+        /// finishes the tokenizer (a held-back word or partial character is emitted).
+        case feed(stream: String?, text: String, k: Int?, flush: Bool)
+        /// Continue the stream by `count` tokens without changing it; temperature 0 is greedy,
+        /// `k` restricts sampling to the k most probable tokens.
+        case predict(stream: String?, count: Int, temperature: Float, k: Int?, seed: UInt64?)
+        /// Zero the stream's state and counters.
+        case reset(stream: String?)
+        /// Copy the stream under a new name.
+        case fork(stream: String?, into: String)
+        /// Drop the stream.
+        case end(stream: String?)
+        /// The stream's offset, loss so far and activity times.
+        case info(stream: String?)
+        /// Every stream visible to this connection.
+        case list
+        /// The engine's counters.
+        case stats
+        /// The model's shape, tokenizer and provenance.
+        case model
+
+        /// The "op" this operation is written as.
+        public var name: String {
+            switch self {
+            case .feed: "feed"
+            case .predict: "predict"
+            case .reset: "reset"
+            case .fork: "fork"
+            case .end: "end"
+            case .info: "info"
+            case .list: "list"
+            case .stats: "stats"
+            case .model: "model"
+            }
+        }
+
+        /// Every op the daemon knows, for the unknown_op message.
+        public static let names = ["feed", "predict", "reset", "fork", "end", "info", "list", "stats", "model"]
+    }
+}
+
+/// The bounds requests are checked against (the daemon's flags and engine options).
+public struct RequestLimits: Sendable, Equatable {
+    /// Largest k for predictions and top-k sampling.
+    public var maxTopK: Int
+    /// Largest n for predict.
+    public var maxPredict: Int
+    /// Largest sampling temperature; beyond it sampling is uniform noise anyway.
+    public var maxTemperature: Float = 1000
+
+    /// Bounds with the default maximum temperature.
+    public init(maxTopK: Int, maxPredict: Int) {
+        self.maxTopK = maxTopK
+        self.maxPredict = maxPredict
+    }
+}
+
+/// Stream names as the protocol accepts them.
+public enum StreamName {
+    /// Longest name in UTF-8 bytes.
+    public static let maxBytes = 256
+    /// Names starting with this are the daemon's private streams ("~<connection id>").
+    public static let privatePrefix = "~"
+
+    /// Why `name` is unusable as a client-chosen stream name, or nil when it is fine:
+    /// 1...256 bytes of UTF-8 without control characters, not starting with "~".
+    public static func problem(with name: String, field: String) -> String? {
+        let count = name.utf8.count
+        if count == 0 { return "'\(field)' must not be empty" }
+        if count > maxBytes { return "'\(field)' is \(count) bytes long; stream names are at most \(maxBytes) bytes" }
+        if name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            return "'\(field)' contains a control character; stream names are printable text"
+        }
+        if name.hasPrefix(privatePrefix) {
+            return "'\(field)' starts with '\(privatePrefix)', which is reserved for connections' private streams; omit \"stream\" to use yours"
+        }
+        return nil
+    }
+}

@@ -1,0 +1,168 @@
+import NIOCore
+import RecurCore
+import RecurEngine
+
+/// One connection's view of the daemon: serves its requests in order against the engine and
+/// writes the replies. Every failure a request can cause becomes an error line; only a failed
+/// write (the client went away) is thrown.
+struct Session {
+    let engine: StreamEngine
+    let client: ClientID
+    let encoder: ReplyEncoder
+    let limits: RequestLimits
+    let defaultTopK: Int
+    /// How many connections are open, for stats.
+    let connectionCount: @Sendable () -> Int
+    /// The stream used by requests that name none: "~<connection id>".
+    let privateStream: String
+    /// Whether a request may have created the private stream (so closing must end it).
+    private(set) var usedPrivateStream = false
+
+    init(engine: StreamEngine, client: ClientID, encoder: ReplyEncoder, configuration: RecurdConfiguration,
+         connectionCount: @escaping @Sendable () -> Int) {
+        self.engine = engine
+        self.client = client
+        self.encoder = encoder
+        limits = configuration.requestLimits
+        defaultTopK = configuration.engine.defaultTopK
+        self.connectionCount = connectionCount
+        privateStream = StreamName.privatePrefix + String(client)
+    }
+
+    /// Serves one frame from the connection.
+    mutating func serve(_ frame: InboundLine, writer: inout ReplyWriter) async throws {
+        switch frame {
+        case .tooLong(let limit):
+            encoder.error(ProtocolError(.tooLong, "the line is longer than the limit of \(limit) bytes; it was skipped up to its end"),
+                          id: nil, into: &writer.buffer)
+        case .line(let line):
+            let parsed = line.withUnsafeReadableBytes { Request.parse(line: $0, limits: limits) }
+            switch parsed {
+            case .failure(let id, let error):
+                encoder.error(error, id: id, into: &writer.buffer)
+            case .request(let request):
+                do {
+                    try await execute(request, writer: &writer)
+                } catch let failure as RequestFailure {
+                    encoder.error(failure.error, id: request.id, into: &writer.buffer)
+                }
+            }
+        }
+        try await writer.flush()
+    }
+
+    /// A request that failed after it was parsed; kept apart from write failures, which end
+    /// the connection.
+    struct RequestFailure: Error {
+        var error: ProtocolError
+    }
+
+    private mutating func streamName(_ given: String?) -> String {
+        if let given { return given }
+        usedPrivateStream = true
+        return privateStream
+    }
+
+    private func engineCall<T>(_ body: () async throws(EngineError) -> T) async throws(RequestFailure) -> T {
+        do {
+            return try await body()
+        } catch {
+            throw RequestFailure(error: ProtocolError(error))
+        }
+    }
+
+    private mutating func execute(_ request: Request, writer: inout ReplyWriter) async throws {
+        let id = request.id
+        switch request.operation {
+        case .feed(let stream, let text, let k, let flush):
+            try await feed(stream: streamName(stream), text: Array(text.utf8), k: k ?? defaultTopK, flush: flush, id: id, writer: &writer)
+        case .predict(let stream, let count, let temperature, let k, let seed):
+            let name = streamName(stream)
+            let tokens = try await engineCall { () async throws(EngineError) in
+                try await engine.predict(stream: name, count: count, temperature: temperature, topK: k, seed: seed, client: client)
+            }
+            encoder.predicted(id: id, stream: name, tokens: tokens, into: &writer.buffer)
+        case .reset(let stream):
+            let name = streamName(stream)
+            try await engineCall { () async throws(EngineError) in try await engine.reset(stream: name, client: client) }
+            encoder.done("reset", id: id, stream: name, into: &writer.buffer)
+        case .fork(let stream, let newName):
+            let name = streamName(stream)
+            try await engineCall { () async throws(EngineError) in try await engine.fork(stream: name, into: newName, client: client) }
+            encoder.forked(id: id, stream: name, into: newName, into: &writer.buffer)
+        case .end(let stream):
+            let name = streamName(stream)
+            try await engineCall { () async throws(EngineError) in try await engine.end(stream: name, client: client) }
+            encoder.done("end", id: id, stream: name, into: &writer.buffer)
+        case .info(let stream):
+            let name = streamName(stream)
+            let info = try await engineCall { () async throws(EngineError) in try await engine.info(stream: name) }
+            encoder.info(id: id, info, into: &writer.buffer)
+        case .list:
+            // Other connections' private streams are theirs alone.
+            let visible = await engine.list().filter {
+                !$0.stream.hasPrefix(StreamName.privatePrefix) || $0.stream == privateStream
+            }
+            encoder.list(id: id, visible, into: &writer.buffer)
+        case .stats:
+            encoder.stats(id: id, await engine.stats(), connections: connectionCount(), into: &writer.buffer)
+        case .model:
+            encoder.modelInfo(id: id, into: &writer.buffer)
+        }
+    }
+
+    /// Bytes of text passed to the engine at once: small enough that events start flowing
+    /// early and one piece's events stay near 1 MiB even with a large k.
+    static func pieceSize(k: Int) -> Int {
+        let bytesPerEvent = 80 + 40 * k
+        return min(4096, max(64, (1 << 20) / bytesPerEvent))
+    }
+
+    private func feed(stream: String, text: [UInt8], k: Int, flush: Bool, id: JSONValue?,
+                      writer: inout ReplyWriter) async throws {
+        let quoted = encoder.quoted(stream)
+        let piece = Self.pieceSize(k: k)
+        var start = 0
+        var absorbed = 0
+        var offset: Int? = nil
+        repeat {
+            let end = min(start + piece, text.count)
+            let chunk = Array(text[start..<end])
+            let last = end == text.count
+            let events: [TokenEvent]
+            do {
+                events = try await engine.feed(stream: stream, text: chunk, topK: k, flush: flush && last, client: client)
+            } catch {
+                var failure = ProtocolError(error)
+                if absorbed > 0 {
+                    failure.message += " (the first \(absorbed) tokens of this feed were absorbed and sent before the error)"
+                }
+                throw RequestFailure(error: failure)
+            }
+            for event in events {
+                encoder.event(event, id: id, quotedStream: quoted, into: &writer.buffer)
+                try await writer.flushIfFull()
+            }
+            absorbed += events.count
+            if let lastEvent = events.last { offset = lastEvent.offset }
+            try await writer.flush()
+            start = end
+        } while start < text.count
+        if offset == nil {
+            // No token completed (an empty text, or a word held back): report where the stream stands.
+            offset = try? await engine.info(stream: stream).offset
+        }
+        encoder.feedDone(id: id, stream: stream, tokens: absorbed, offset: offset, into: &writer.buffer)
+    }
+
+    /// Ends the private stream if a request may have created it (the connection is closing).
+    mutating func endPrivateStream() async {
+        guard usedPrivateStream else { return }
+        usedPrivateStream = false
+        do {
+            try await engine.end(stream: privateStream, client: client)
+        } catch {
+            // Already gone (never created, expired or evicted): nothing to clean up.
+        }
+    }
+}

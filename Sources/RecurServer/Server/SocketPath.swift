@@ -1,0 +1,58 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The socket file's life cycle: a stale file left by a daemon that died is removed before
+/// binding, but a live daemon's socket is never taken over.
+enum SocketPath {
+    /// Makes `path` free to bind.
+    /// - Throws: `ConfigurationError` when another process is listening there or the path is
+    ///   something other than a socket.
+    static func prepare(_ path: String) throws(ConfigurationError) {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }  // nothing there
+        guard info.st_mode & S_IFMT == S_IFSOCK else {
+            throw ConfigurationError("'\(path)' exists and is not a socket; remove it or choose another socket path")
+        }
+        if isListening(path) {
+            throw ConfigurationError("another process is already listening on '\(path)'; stop it or choose another socket path")
+        }
+        guard unlink(path) == 0 || errno == ENOENT else {
+            throw ConfigurationError("cannot remove the stale socket '\(path)': \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Whether a connection to the Unix socket at `path` is accepted.
+    static func isListening(_ path: String) -> Bool {
+        #if os(Linux)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        #else
+        let fd = socket(AF_UNIX, SOCK_STREAM, 0)
+        #endif
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        let bytes = Array(path.utf8)
+        guard bytes.count < capacity else { return false }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        return result == 0
+    }
+
+    /// Removes the socket file the server bound (on shutdown).
+    static func remove(_ path: String) {
+        var info = stat()
+        if lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK { unlink(path) }
+    }
+}

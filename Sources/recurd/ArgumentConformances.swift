@@ -1,0 +1,9 @@
+import ArgumentParser
+import Logging
+import RecurServer
+
+// swift-log's levels (trace ... critical) and the stdin output formats (json, tsv) are String
+// raw values with every case listed, which is all ArgumentParser needs to parse them and to
+// list the choices in --help.
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+extension RecurdConfiguration.OutputFormat: ExpressibleByArgument {}

@@ -1,0 +1,161 @@
+import ArgumentParser
+import Logging
+import RecurCore
+import RecurEngine
+import RecurServer
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `recurd`: keeps a hidden state per stream and predicts after every token, for text piped
+/// through stdin or for clients on a Unix socket (docs/PROTOCOL.md).
+struct Recurd: AsyncParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "recurd",
+        abstract: "Stream text through a recurrent language model: a prediction after every token.",
+        discussion: """
+            With --stdin, text flows in and one event per token flows out, flushed as each \
+            token is absorbed (so 'tail -f LOG | recurd --model M --stdin' works). With \
+            --socket, programs connect to a Unix socket and speak newline-delimited JSON \
+            (docs/PROTOCOL.md; try it with 'socat - UNIX-CONNECT:PATH'). Both may run at once. \
+            SIGTERM or SIGINT shuts down gracefully: work in flight finishes, then the socket \
+            file is removed. Diagnostics go to stderr.
+            """,
+        version: version)
+
+    @Option(help: ArgumentHelp("The model file (.safetensors), e.g. samples/logs.safetensors.", valueName: "model"))
+    var model: String
+
+    @Option(help: ArgumentHelp("Listen on a Unix socket at this path (a stale socket file there is replaced).", valueName: "path"))
+    var socket: String?
+
+    @Flag(help: "Read text from stdin and write an event per token to stdout.")
+    var stdin = false
+
+    @Option(help: ArgumentHelp("--stdin output: json (one object per token, as the socket's feed events) or tsv (offset, token, logprob, top-k; like KenLM's query) (default: json).", valueName: "format"))
+    var format: RecurdConfiguration.OutputFormat?
+
+    @Flag(help: "--stdin input is key<TAB>text lines: one stream per key (logs from many hosts through one pipe).")
+    var keyField = false
+
+    @Option(help: ArgumentHelp("Predictions listed after each token, unless a request asks for another k.", valueName: "k"))
+    var topK = 5
+
+    @Option(help: ArgumentHelp("Longest request line (or --stdin line) accepted; the rest of a longer one is skipped with a too_long error. Accepts K and M suffixes.", valueName: "bytes"))
+    var maxLine = ByteCount(bytes: 1 << 20)
+
+    @Option(help: ArgumentHelp("Socket clients served at once; beyond this a new connection gets a clear refusal and is closed.", valueName: "n"))
+    var maxConnections = 1024
+
+    @Option(help: ArgumentHelp("Streams kept in memory at most; beyond this the least recently used idle one is evicted, and its clients are told.", valueName: "n"))
+    var maxStreams = EngineOptions().maxResidentStreams
+
+    @Option(help: ArgumentHelp("Expire a stream after this many seconds without activity, telling its clients; 0 never expires.", valueName: "seconds"))
+    var idleTimeout: Double = EngineOptions().idleTimeout ?? 0
+
+    @Option(help: ArgumentHelp("Diagnostics at this level and above go to stderr.", valueName: "level"))
+    var logLevel: Logger.Level = .info
+
+    func validate() throws {
+        if socket == nil && !stdin {
+            throw ValidationError("give --socket PATH to serve clients, --stdin to read a pipe, or both")
+        }
+        if let socket {
+            try Self.validateSocketPath(socket)
+        }
+        if !stdin {
+            if format != nil { throw ValidationError("--format applies to --stdin output only; add --stdin") }
+            if keyField { throw ValidationError("--key-field applies to --stdin input only; add --stdin") }
+        }
+        let maxTopK = EngineOptions().maxTopK
+        if !(0...maxTopK).contains(topK) {
+            throw ValidationError("--top-k must be in 0...\(maxTopK), got \(topK)")
+        }
+        if !(64...(1 << 30)).contains(maxLine.bytes) {
+            throw ValidationError("--max-line must be between 64 bytes and 1GiB, got \(maxLine.bytes) bytes")
+        }
+        if !(1...1_000_000).contains(maxConnections) {
+            throw ValidationError("--max-connections must be in 1...1000000, got \(maxConnections)")
+        }
+        if maxStreams < 1 {
+            throw ValidationError("--max-streams must be at least 1, got \(maxStreams)")
+        }
+        if !(idleTimeout >= 0 && idleTimeout.isFinite) {
+            throw ValidationError("--idle-timeout must be a number of seconds, 0 or more (0 never expires), got \(idleTimeout)")
+        }
+        // The server's own checks, as a backstop for combinations the flags above miss.
+        do {
+            try daemonConfiguration.validate()
+        } catch {
+            throw ValidationError(error.message)
+        }
+    }
+
+    /// A Unix socket address holds about a hundred path bytes (103 on macOS, 107 on Linux;
+    /// the server allows the smaller everywhere).
+    private static func validateSocketPath(_ path: String) throws {
+        if path.isEmpty { throw ValidationError("--socket must name a path") }
+        if path.utf8.count > 103 {
+            throw ValidationError("--socket path is \(path.utf8.count) bytes long; Unix socket paths are limited to 103 (use a shorter directory, e.g. /run or /tmp)")
+        }
+        if path.utf8.contains(0) { throw ValidationError("--socket path contains a NUL byte") }
+    }
+
+    /// Fails early, with the path in the message, when the socket could not be created.
+    private static func checkSocketDirectory(_ path: String) throws(RecurdError) {
+        let slash = path.lastIndex(of: "/")
+        let directory = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+        var info = stat()
+        guard stat(directory, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
+            throw RecurdError("cannot create the socket '\(path)': the directory '\(directory)' does not exist")
+        }
+        guard access(directory, W_OK | X_OK) == 0 else {
+            throw RecurdError("cannot create the socket '\(path)': the directory '\(directory)' is not writable")
+        }
+    }
+
+    /// The server's configuration for these flags.
+    var daemonConfiguration: RecurdConfiguration {
+        var engine = EngineOptions()
+        engine.defaultTopK = topK
+        engine.maxResidentStreams = maxStreams
+        engine.idleTimeout = idleTimeout > 0 ? idleTimeout : nil
+        var configuration = RecurdConfiguration()
+        configuration.socketPath = socket
+        configuration.stdin = stdin
+        configuration.format = format ?? .json
+        configuration.keyField = keyField
+        configuration.maxLineLength = maxLine.bytes
+        configuration.maxConnections = maxConnections
+        configuration.engine = engine
+        return configuration
+    }
+
+    func run() async throws {
+        let level = logLevel
+        LoggingSystem.bootstrap { DaemonLogHandler(label: $0, level: level) }
+        var logger = Logger(label: "recurd")
+        logger.logLevel = level
+
+        if let socket { try Self.checkSocketDirectory(socket) }
+        let loaded: Model
+        do {
+            loaded = try Model(contentsOf: model)
+        } catch {
+            throw RecurdError("cannot load the model '\(model)': \(error.sentence)")
+        }
+        logger.info("loaded \(model): \(loaded.config.cell.rawValue) \(loaded.config.layers)×\(loaded.config.hiddenSize), \(loaded.vocabulary.kind.rawValue) vocabulary of \(loaded.vocabulary.count)")
+        do {
+            try await runDaemon(configuration: daemonConfiguration, model: loaded, logger: logger)
+        } catch let error as RecurdError {
+            throw error
+        } catch {
+            throw RecurdError("\(error)")
+        }
+    }
+}

@@ -1,0 +1,91 @@
+import Foundation
+import XCTest
+
+/// Bad command lines and bad model files end `recurd` with one clear line and a nonzero exit,
+/// before anything is served.
+final class FlagErrorTests: XCTestCase {
+    func testRecurd_withoutSocketOrStdin_saysWhatToAdd() throws {
+        let directory = try makeWorkDirectory(self)
+        let result = try runRecurd(["--model", Repository.shakespeareModel.path], in: directory)
+        assertCleanError(result, mentions: ["--socket", "--stdin"])
+    }
+
+    func testRecurd_withoutModel_namesTheMissingFlag() throws {
+        let directory = try makeWorkDirectory(self)
+        let result = try runRecurd(["--stdin"], in: directory)
+        assertCleanError(result, mentions: ["--model"])
+    }
+
+    func testRecurd_withMissingModelFile_failsWithOneLineNamingIt() throws {
+        let directory = try makeWorkDirectory(self)
+        let result = try runRecurd(["--model", "nope.safetensors", "--stdin"], in: directory)
+        assertCleanError(result, mentions: ["cannot load the model 'nope.safetensors'", "No such file"])
+    }
+
+    func testRecurd_withCorruptModelFile_failsWithOneLine() throws {
+        let directory = try makeWorkDirectory(self)
+        let model = directory.appendingPathComponent("junk.safetensors")
+        try Data("this is not a safetensors file at all".utf8).write(to: model)
+        let result = try runRecurd(["--model", model.path, "--socket", directory.appendingPathComponent("s").path], in: directory)
+        assertCleanError(result, mentions: ["cannot load the model", "junk.safetensors"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory.appendingPathComponent("s").path),
+                       "no socket is created for a model that cannot load")
+    }
+
+    func testRecurd_withOutOfRangeValues_namesTheFlag() throws {
+        let directory = try makeWorkDirectory(self)
+        let model = Repository.shakespeareModel.path
+        let cases: [([String], [String])] = [
+            (["--top-k", "1000"], ["--top-k", "1000"]),
+            (["--top-k", "-1"], ["--top-k"]),
+            (["--max-line", "10"], ["--max-line"]),
+            (["--max-line", "lots"], ["--max-line"]),
+            (["--max-connections", "0"], ["--max-connections"]),
+            (["--max-streams", "0"], ["--max-streams"]),
+            (["--idle-timeout", "-5"], ["--idle-timeout"]),
+            (["--format", "xml"], ["--format", "xml"]),
+            (["--log-level", "loud"], ["--log-level"]),
+            (["--frobnicate"], ["--frobnicate"]),
+        ]
+        for (flags, fragments) in cases {
+            let result = try runRecurd(["--model", model, "--stdin"] + flags, in: directory)
+            assertCleanError(result, mentions: fragments)
+        }
+    }
+
+    func testRecurd_withStdinOnlyFlagsButNoStdin_asksForStdin() throws {
+        let directory = try makeWorkDirectory(self)
+        let socket = directory.appendingPathComponent("s").path
+        for flag in [["--format", "tsv"], ["--key-field"]] {
+            let result = try runRecurd(["--model", Repository.shakespeareModel.path, "--socket", socket] + flag, in: directory)
+            assertCleanError(result, mentions: [flag[0], "--stdin"])
+        }
+    }
+
+    func testRecurd_withOverlongSocketPath_explainsTheLimit() throws {
+        let directory = try makeWorkDirectory(self)
+        let socket = "/tmp/" + String(repeating: "x", count: 120)
+        let result = try runRecurd(["--model", Repository.shakespeareModel.path, "--socket", socket], in: directory)
+        assertCleanError(result, mentions: ["--socket", "103"])
+    }
+
+    func testRecurd_withSocketInMissingDirectory_failsWithOneLine() throws {
+        let directory = try makeWorkDirectory(self)
+        let socket = directory.appendingPathComponent("no/such/dir/d.sock").path
+        let result = try runRecurd(["--model", Repository.shakespeareModel.path, "--socket", socket], in: directory)
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertFalse(result.signalled)
+        XCTAssertTrue(result.stderr.contains("recurd: error: "), "stderr: \(result.stderr)")
+        XCTAssertTrue(result.stderr.contains(socket), "the error names the socket path; stderr: \(result.stderr)")
+    }
+
+    func testRecurd_help_listsEveryFlagAndExitsZero() throws {
+        let directory = try makeWorkDirectory(self)
+        let result = try runRecurd(["--help"], in: directory)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        for flag in ["--model", "--socket", "--stdin", "--format", "--key-field", "--top-k", "--max-line",
+                     "--max-connections", "--max-streams", "--idle-timeout", "--log-level"] {
+            XCTAssertTrue(result.stdout.contains(flag), "--help lacks \(flag)")
+        }
+    }
+}
