@@ -38,5 +38,6 @@ for cell in dict.fromkeys(r["r"]["cell"] for r in rows):
         b = st.median(r["r"][k] for r in rows if r["who"] == "torch" and r["r"]["cell"] == cell)
         ratio = b / a if sign < 0 else a / b
         print(f"{cell:5} {label:40} {a:12.1f} {b:12.1f} {ratio:7.2f}x")
-print(f"(medians of {len(rows)//2} runs each; ratio > 1 means recur is faster)")
+rounds = max(r["round"] for r in rows)
+print(f"(medians of {rounds} alternating runs of each side per cell; ratio > 1 means recur is faster)")
 PY

@@ -39,7 +39,7 @@ static inline void cpu_relax(void) {
 
 /* About 50 µs of spinning before a worker sleeps: long enough to stay hot between the tokens
  * of a busy stream, short enough that an idle daemon goes quiet at once. */
-#define SPIN_ROUNDS 4000
+#define SPIN_ROUNDS 20000
 
 static void *worker_main(void *p) {
     worker_arg arg = *(worker_arg *)p;
@@ -53,10 +53,7 @@ static void *worker_main(void *p) {
         int spins = 0;
         while ((g = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen) {
             if (atomic_load_explicit(&pool->stop, memory_order_relaxed)) return NULL;
-            if (++spins < SPIN_ROUNDS) {
-                if ((spins & 255) == 255) sched_yield(); else cpu_relax();
-                continue;
-            }
+            if (++spins < SPIN_ROUNDS) { cpu_relax(); continue; }
             atomic_fetch_add(&pool->sleepers, 1);
             /* seq_cst pairs with pool_run's increment-then-check of sleepers: no lost wake-up. */
             if (atomic_load(&pool->generation) == seen &&
@@ -110,8 +107,8 @@ int recur_pool_try_acquire(recur_pool *pool) {
 
 void recur_pool_release(recur_pool *pool) { atomic_store(&pool->owner, 0); }
 
-static void pool_run(recur_pool *pool, job_fn fn, void *ctx) {
-    if (pool->threads == 1) { fn(ctx, 0, 1); return; }
+void recur_pool_run(recur_pool *pool, job_fn fn, void *ctx) {
+    if (!pool || pool->threads == 1) { fn(ctx, 0, 1); return; }
     pool->fn = fn;
     pool->ctx = ctx;
     atomic_store_explicit(&pool->pending, pool->threads - 1, memory_order_relaxed);
@@ -121,7 +118,7 @@ static void pool_run(recur_pool *pool, job_fn fn, void *ctx) {
     /* Spin for the worker; yield now and then so that on an oversubscribed machine the worker
      * we wait for gets the CPU instead of us burning it. */
     for (int spins = 0; atomic_load_explicit(&pool->pending, memory_order_acquire) > 0; spins++) {
-        if ((spins & 255) == 255) sched_yield(); else cpu_relax();
+        if ((spins & 4095) == 4095) sched_yield(); else cpu_relax();
     }
 }
 
@@ -150,5 +147,5 @@ void recur_rows_gemm_parallel(recur_pool *pool, int64_t B, int64_t N,
                               float *C, int64_t ldc, int accumulate) {
     gemm_job job = {B, N, K, lda, ldw, K2, lda2, ldw2, ldc, A, WT, A2, WT2, C, accumulate};
     if (!pool) { gemm_part(&job, 0, 1); return; }
-    pool_run(pool, gemm_part, &job);
+    recur_pool_run(pool, gemm_part, &job);
 }

@@ -163,7 +163,7 @@ final class StepperThreadingTests: XCTestCase {
             let vocab = Vocabulary(kind: .char, tokens: (0..<50).map { String(UnicodeScalar(UInt8(40 + $0))) }, unknownPolicy: .error)
             let model = Model.random(config: config, vocabulary: vocab, seed: 11)
             let pool = InferencePool(threads: 2)
-            for batch in [1, 5] {
+            for batch in [1, 5, 40] {  // one stream, column split, row split
                 let a = Stepper(model: model, maxBatch: batch), b = Stepper(model: model, maxBatch: batch)
                 let sa = StateBatch(config: config, batch: batch), sb = StateBatch(config: config, batch: batch)
                 var rng = SeededGenerator(seed: 3)

@@ -75,3 +75,14 @@ void recur_rows_gemm_parallel(recur_pool *pool, int64_t B, int64_t N,
                               int64_t K, const float *A, int64_t lda, const float *WT, int64_t ldw,
                               int64_t K2, const float *A2, int64_t lda2, const float *WT2, int64_t ldw2,
                               float *C, int64_t ldc, int accumulate);
+
+/* Runs fn(ctx, index, count) on every thread of the pool (the caller is index 0) and returns
+ * when all are done. pool may be NULL: then fn(ctx, 0, 1) runs on the caller. */
+void recur_pool_run(recur_pool *pool, void (*fn)(void *ctx, int index, int count), void *ctx);
+
+/* A spin-wait hint (x86 PAUSE). */
+static inline void recur_cpu_relax(void) {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#endif
+}

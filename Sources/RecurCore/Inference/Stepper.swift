@@ -121,51 +121,84 @@ public final class Stepper: @unchecked Sendable {
         }
     }
 
+    /// From this many streams on, a step splits its rows (streams) over the pool, each thread
+    /// taking its rows through every layer and the head with no synchronisation in between;
+    /// below it, each product splits its columns instead (the one-stream latency case).
+    static let rowSplitThreshold = 16
+
     func step(tokens: UnsafeBufferPointer<Int32>, state: StateBatch, pool: OpaquePointer?) -> UnsafePointer<Float> {
-        let B = tokens.count, H = config.hiddenSize, V = config.vocabularySize
-        let GH = config.cell.gateCount * H
+        let B = tokens.count
         precondition(B <= maxBatch && B <= state.batch, "batch \(B) exceeds the stepper's \(maxBatch) or the state's \(state.batch)")
+        for b in 0..<B {
+            precondition(tokens[b] >= 0 && Int(tokens[b]) < config.vocabularySize,
+                         "token id \(tokens[b]) outside the vocabulary of \(config.vocabularySize)")
+        }
+        guard let pool, B >= Self.rowSplitThreshold else {
+            stepRows(tokens, state, 0, B, pool: pool)
+            return UnsafePointer(logits.p)
+        }
+        withoutActuallyEscaping({ (index: Int, count: Int) in
+            // Rows in blocks of 4 (the kernel's row tile), as even as possible.
+            let blocks = (B + 3) / 4
+            let r0 = min(B, blocks * index / count * 4), r1 = min(B, blocks * (index + 1) / count * 4)
+            if r1 > r0 { self.stepRows(tokens, state, r0, r1, pool: nil) }
+        }) { body in
+            var context = body
+            withUnsafeMutablePointer(to: &context) { ctx in
+                recur_pool_run(pool, { raw, index, count in
+                    raw!.assumingMemoryBound(to: ((Int, Int) -> Void).self).pointee(Int(index), Int(count))
+                }, ctx)
+            }
+        }
+        return UnsafePointer(logits.p)
+    }
+
+    /// Steps rows r0..<r1 of the batch through every layer and the head, touching only those
+    /// rows of the state and of the scratch buffers (so disjoint ranges may run concurrently).
+    func stepRows(_ tokens: UnsafeBufferPointer<Int32>, _ state: StateBatch, _ r0: Int, _ r1: Int,
+                  pool: OpaquePointer?) {
+        let B = r1 - r0, H = config.hiddenSize, V = config.vocabularySize
+        let GH = config.cell.gateCount * H
+        let g = gates.p + r0 * GH
+        let hNew = hNew.p + r0 * H
         for k in 0..<config.layers {
-            let h = UnsafePointer(state.h(layer: k))
-            let g = gates.p
+            let hk = state.h(layer: k) + r0 * H
             if k == 0 {
-                for b in 0..<B {
-                    let t = Int(tokens[b])
-                    precondition(t >= 0 && t < V, "token id \(t) outside the vocabulary of \(V)")
-                    (g + b * GH).update(from: table0.p + t * GH, count: GH)
-                }
+                for b in 0..<B { (g + b * GH).update(from: table0.p + Int(tokens[r0 + b]) * GH, count: GH) }
             } else {
                 for b in 0..<B { (g + b * GH).update(from: biasIn[k].p, count: GH) }
             }
             // Layer k > 0 takes the layer below's new h (already written back to the state);
             // its input and recurrent products share one pass: gates += x·W_ihᵀ, then += h·W_hhᵀ.
-            let below: UnsafePointer<Float>? = k > 0 ? UnsafePointer(state.h(layer: k - 1)) : nil
+            let below: UnsafePointer<Float>? = k > 0 ? UnsafePointer(state.h(layer: k - 1) + r0 * H) : nil
             switch config.cell {
             case .rnn, .lstm:
                 if let below {
-                    product(pool, B, GH, H, below, weightIHT[k], H, h, weightHHT[k], into: g)
+                    product(pool, B, GH, H, below, weightIHT[k], H, hk, weightHHT[k], into: g)
                 } else {
-                    product(pool, B, GH, H, h, weightHHT[k], into: g)
+                    product(pool, B, GH, H, hk, weightHHT[k], into: g)
                 }
                 if config.cell == .rnn {
-                    recur_rnn_forward(Int64(B * H), g, state.h(layer: k), config.nonlinearity == .relu ? 1 : 0)
+                    recur_rnn_forward(Int64(B * H), g, hk, config.nonlinearity == .relu ? 1 : 0)
                 } else {
-                    let c = state.c(layer: k)
-                    recur_lstm_forward(Int64(B), Int64(H), g, c, cNew.p, tanhC.p, hNew.p)
-                    c.update(from: cNew.p, count: B * H)
-                    state.h(layer: k).update(from: hNew.p, count: B * H)
+                    let c = state.c(layer: k) + r0 * H
+                    let cNew = cNew.p + r0 * H
+                    recur_lstm_forward(Int64(B), Int64(H), g, c, cNew, tanhC.p + r0 * H, hNew)
+                    c.update(from: cNew, count: B * H)
+                    hk.update(from: hNew, count: B * H)
                 }
             case .gru:
+                let gh = gh.p + r0 * GH
                 if let below { product(pool, B, GH, H, below, weightIHT[k], into: g) }
-                for b in 0..<B { (gh.p + b * GH).update(from: biasHH[k].p, count: GH) }
-                product(pool, B, GH, H, h, weightHHT[k], into: gh.p)
-                recur_gru_forward(Int64(B), Int64(H), g, gh.p, h, hNew.p, ghn.p)
-                state.h(layer: k).update(from: hNew.p, count: B * H)
+                for b in 0..<B { (gh + b * GH).update(from: biasHH[k].p, count: GH) }
+                product(pool, B, GH, H, hk, weightHHT[k], into: gh)
+                recur_gru_forward(Int64(B), Int64(H), g, gh, hk, hNew, ghn.p + r0 * H)
+                hk.update(from: hNew, count: B * H)
             }
         }
-        let top = UnsafePointer(state.h(layer: config.layers - 1))
-        for b in 0..<B { (logits.p + b * V).update(from: headBias.p, count: V) }
-        product(pool, B, V, H, top, headT, into: logits.p)
-        return UnsafePointer(logits.p)
+        let top = UnsafePointer(state.h(layer: config.layers - 1) + r0 * H)
+        let out = logits.p + r0 * V
+        for b in 0..<B { (out + b * V).update(from: headBias.p, count: V) }
+        product(pool, B, V, H, top, headT, into: out)
     }
 }
