@@ -145,7 +145,8 @@ struct Session {
             }
             absorbed += events.count
             if let lastEvent = events.last { offset = lastEvent.offset }
-            try await writer.flush()
+            // The last piece's events go out with the done reply, in one write (serve flushes).
+            if !last { try await writer.flush() }
             start = end
         } while start < text.count
         if offset == nil {
