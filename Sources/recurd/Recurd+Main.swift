@@ -14,16 +14,6 @@ struct RecurdError: Error, CustomStringConvertible {
     var description: String { message }
 }
 
-extension RecurError {
-    /// The sentence inside the error without the category prefix, for callers that put
-    /// their own context in front ("cannot load the model 'x': ...").
-    var sentence: String {
-        switch self {
-        case .invalidConfiguration(let m), .invalidModelFile(let m), .tokenization(let m), .invalidData(let m): m
-        }
-    }
-}
-
 extension Recurd {
     /// Parses the command line, runs the daemon and reports any error as one line on stderr,
     /// `recurd: error: ...`. Returns the process exit code.

@@ -70,7 +70,7 @@ extension Model {
         do {
             try config.validate()
         } catch {
-            throw bad("the sizes in the metadata are unusable: \(Self.sentence(of: error))")
+            throw bad("the sizes in the metadata are unusable: \(error.sentence)")
         }
 
         let kind = try choice(ModelFileKey.tokenizer, TokenizerKind.self)
@@ -145,12 +145,6 @@ extension Model {
             throw .invalidModelFile("the vocabulary is unusable: \(problem)")
         }
         return vocabulary
-    }
-
-    private static func sentence(of error: RecurError) -> String {
-        switch error {
-        case .invalidConfiguration(let m), .invalidModelFile(let m), .tokenization(let m), .invalidData(let m): m
-        }
     }
 
     /// The model as a recur safetensors file: tensors in `ParameterLayout` order, metadata as

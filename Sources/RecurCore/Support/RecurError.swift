@@ -18,3 +18,13 @@ public enum RecurError: Error, Equatable, CustomStringConvertible {
         }
     }
 }
+
+extension RecurError {
+    /// The sentence inside the error, without the category prefix of `description`, for
+    /// callers that put their own context in front ("cannot load the model 'x': ...").
+    public var sentence: String {
+        switch self {
+        case .invalidConfiguration(let m), .invalidModelFile(let m), .tokenization(let m), .invalidData(let m): m
+        }
+    }
+}

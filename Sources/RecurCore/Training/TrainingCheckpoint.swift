@@ -84,7 +84,7 @@ public struct TrainingCheckpoint: Sendable {
         do {
             try self.init(safetensors: try ModelFileIO.readFile(path))
         } catch {
-            throw .invalidModelFile("the training checkpoint '\(path)' is unusable: \(Self.sentence(error))")
+            throw .invalidModelFile("the training checkpoint '\(path)' is unusable: \(error.sentence)")
         }
     }
 
@@ -200,7 +200,7 @@ public struct TrainingCheckpoint: Sendable {
         do {
             try options.validate()
         } catch {
-            throw bad("the saved training options are invalid: \(Self.sentence(error))")
+            throw bad("the saved training options are invalid: \(error.sentence)")
         }
         self.options = options
 
@@ -238,12 +238,6 @@ public struct TrainingCheckpoint: Sendable {
         self.v = v ?? []
         self.weights = weights
         self.state = state
-    }
-
-    private static func sentence(_ error: RecurError) -> String {
-        switch error {
-        case .invalidConfiguration(let m), .invalidModelFile(let m), .tokenization(let m), .invalidData(let m): m
-        }
     }
 
     /// Metadata keys; part of the file format, so never rename them.

@@ -10,15 +10,3 @@ struct CLIError: Error, CustomStringConvertible {
 
     var description: String { message }
 }
-
-extension RecurError {
-    /// The sentence inside the error, without the category prefix of `description`, for
-    /// callers that put their own context in front ("cannot tokenize 'x.txt': ...").
-    var sentence: String {
-        switch self {
-        case .invalidConfiguration(let m), .invalidModelFile(let m), .tokenization(let m), .invalidData(let m): m
-        }
-    }
-}
-
-import RecurCore
