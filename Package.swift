@@ -36,6 +36,11 @@ let package = Package(
             name: "CRecurKernels",
             cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]
         ),
+        // SO_PEERCRED's struct ucred and group lookups, which need _GNU_SOURCE.
+        .target(
+            name: "CRecurPeer",
+            cSettings: [.define("_GNU_SOURCE")]
+        ),
         .target(
             name: "RecurCore",
             dependencies: ["CBLAS", "CDNNL", "CRecurKernels"],
@@ -49,6 +54,7 @@ let package = Package(
             name: "RecurServer",
             dependencies: [
                 "RecurEngine",
+                "CRecurPeer",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -85,6 +91,10 @@ let package = Package(
             name: "RecurCoreTests",
             dependencies: ["RecurCore"],
             resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "CRecurPeerTests",
+            dependencies: ["CRecurPeer"]
         ),
         .testTarget(
             name: "RecurEngineTests",
