@@ -92,6 +92,21 @@ let package = Package(
             dependencies: ["RecurCore"],
             resources: [.copy("Fixtures")]
         ),
+        // The fuzz harnesses (docs/FUZZING.md): plain functions, replayed over the committed
+        // corpus by RecurFuzzingTests; libFuzzer drives them through the fuzz-* executables.
+        .target(
+            name: "RecurFuzzing",
+            dependencies: [
+                "RecurCore",
+                "RecurServer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "RecurFuzzingTests",
+            dependencies: ["RecurFuzzing"]
+        ),
         .testTarget(
             name: "CRecurPeerTests",
             dependencies: ["CRecurPeer"]
@@ -114,3 +129,12 @@ let package = Package(
         ),
     ]
 )
+
+// libFuzzer executables: their entry point is LLVMFuzzerTestOneInput and libFuzzer supplies
+// main, so they link only with --sanitize=fuzzer. scripts/fuzz sets RECUR_FUZZ=1 to add them;
+// ordinary builds and tests never see them.
+if Context.environment["RECUR_FUZZ"] == "1" {
+    for name in ["fuzz-protocol", "fuzz-model-file"] {
+        package.targets.append(.executableTarget(name: name, dependencies: ["RecurFuzzing"]))
+    }
+}
