@@ -54,7 +54,14 @@ public final class SocketServer: Service {
                 try await withGracefulShutdownHandler {
                     for try await connection in inbound {
                         let id = limiter.nextID()
-                        group.addTask { await self.serve(connection, id: id) }
+                        if #available(macOS 15.0, *) {
+                            // The connection's task runs on its channel's event loop: no thread
+                            // hop between reading a line, serving it and writing the reply.
+                            let executor = EventLoopTaskExecutor(connection.channel.eventLoop)
+                            group.addTask(executorPreference: executor) { await self.serve(connection, id: id) }
+                        } else {
+                            group.addTask { await self.serve(connection, id: id) }
+                        }
                     }
                 } onGracefulShutdown: {
                     server.channel.close(promise: nil)
