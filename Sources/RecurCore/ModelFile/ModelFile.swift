@@ -166,8 +166,8 @@ extension Model {
             ModelFileKey.embeddingSize: String(config.embeddingSize),
             ModelFileKey.tokenizer: vocabulary.kind.rawValue,
             ModelFileKey.unknown: vocabulary.unknownPolicy.rawValue,
-            ModelFileKey.vocabulary: JSONText.stringArray(vocabulary.tokens),
-            ModelFileKey.provenance: JSONText.stringObject(provenance),
+            ModelFileKey.vocabulary: JSONString.stringArray(vocabulary.tokens),
+            ModelFileKey.provenance: JSONString.stringObject(provenance),
         ]
         return SafeTensorsFile.serialize(tensors, metadata: metadata, storage: storage)
     }

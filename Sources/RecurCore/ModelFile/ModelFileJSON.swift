@@ -1,7 +1,7 @@
 /// The JSON of a model file: its safetensors header and the metadata values that are JSON
 /// texts themselves (vocabulary, provenance). Read with the same `JSONValue` parser as the
 /// daemon's protocol, under explicit limits (nesting depth, value count, strict UTF-8);
-/// written with `JSONText`.
+/// written with `JSONString`.
 extension JSONValue {
     /// The cap on values in a header: 100 000 tensors need about a million. It bounds the parse
     /// tree (tens of bytes per value) whatever the text's size.
@@ -51,11 +51,12 @@ extension JSONValue {
     }
 }
 
-/// JSON text for the model file's header and metadata values.
-enum JSONText {
+/// JSON string literals, for the model file's header and metadata values and the CLI's
+/// machine-readable output.
+public enum JSONString {
     /// `s` as a JSON string literal. Non-ASCII stays raw UTF-8 (valid JSON, readable by
     /// Python's `json` and serde); quotes, backslashes and control characters are escaped.
-    static func quote(_ s: String) -> String {
+    public static func literal(_ s: String) -> String {
         var out = "\""
         for scalar in s.unicodeScalars {
             switch scalar {
@@ -78,12 +79,12 @@ enum JSONText {
 
     /// A JSON array of strings, e.g. the vocabulary metadata value.
     static func stringArray(_ strings: [String]) -> String {
-        "[" + strings.map(quote).joined(separator: ", ") + "]"
+        "[" + strings.map(literal).joined(separator: ", ") + "]"
     }
 
     /// A JSON object of strings with keys in sorted order, e.g. the provenance metadata value.
     static func stringObject(_ object: [String: String]) -> String {
-        let members = object.keys.sorted(by: Vocabulary.scalarOrder).map { quote($0) + ": " + quote(object[$0]!) }
+        let members = object.keys.sorted(by: Vocabulary.scalarOrder).map { literal($0) + ": " + literal(object[$0]!) }
         return "{" + members.joined(separator: ", ") + "}"
     }
 }
