@@ -57,7 +57,14 @@ public final class SocketServer: Service {
                 try await withGracefulShutdownHandler {
                     for try await connection in inbound {
                         let id = limiter.nextID()
-                        group.addTask { await self.serve(connection, id: id, access: access) }
+                        if #available(macOS 15.0, *) {
+                            // The connection's task runs on its channel's event loop: no thread
+                            // hop between reading a line, serving it and writing the reply.
+                            let executor = EventLoopTaskExecutor(connection.channel.eventLoop)
+                            group.addTask(executorPreference: executor) { await self.serve(connection, id: id, access: access) }
+                        } else {
+                            group.addTask { await self.serve(connection, id: id, access: access) }
+                        }
                     }
                 } onGracefulShutdown: {
                     server.channel.close(promise: nil)
