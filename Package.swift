@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.95.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // Debian's OpenBLAS (libopenblas-dev), pthread flavour.
@@ -45,10 +46,19 @@ let package = Package(
             name: "RecurEngine",
             dependencies: ["RecurCore"]
         ),
+        // The state store (durable streams): token log, checkpoints, evicted streams, in SQLite.
+        .target(
+            name: "RecurStore",
+            dependencies: [
+                "RecurEngine",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
         .target(
             name: "RecurServer",
             dependencies: [
                 "RecurEngine",
+                "RecurStore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -59,6 +69,7 @@ let package = Package(
             name: "recurd",
             dependencies: [
                 "RecurServer",
+                "RecurStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -78,6 +89,7 @@ let package = Package(
             dependencies: [
                 "RecurCore",
                 "RecurEngine",
+                "RecurStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -89,6 +101,10 @@ let package = Package(
         .testTarget(
             name: "RecurEngineTests",
             dependencies: ["RecurEngine"]
+        ),
+        .testTarget(
+            name: "RecurStoreTests",
+            dependencies: ["RecurStore", "RecurEngine", "RecurCore"]
         ),
         .testTarget(
             name: "RecurServerTests",

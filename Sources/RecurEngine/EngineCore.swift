@@ -14,6 +14,9 @@ final class EngineCore: @unchecked Sendable {
     let options: EngineOptions
     let tokenizer: Tokenizer
     let tokenLog: (any TokenLog)?
+    /// The state store: token log (when it logs), checkpoints, evicted streams.
+    let store: (any StreamStore)?
+    let fingerprint: ModelFingerprint
     /// V and the floats of one stream's state.
     let vocabularySize: Int
     let stateSize: Int
@@ -31,6 +34,9 @@ final class EngineCore: @unchecked Sendable {
     /// (lock) Counters for `stats`.
     var startUptime: Double = 0
     var tokensAbsorbed = 0
+    /// (lock) Streams moved to the store (eviction, expiry) and brought back.
+    var streamsStored = 0
+    var streamsRestored = 0
     var stepsTaken = 0
     var rowsStepped = 0
     var meter = ThroughputMeter()
@@ -55,11 +61,14 @@ final class EngineCore: @unchecked Sendable {
         let state: UnsafeMutablePointer<Float>
     }
 
-    init(model: Model, options: EngineOptions, tokenLog: (any TokenLog)?) {
+    init(model: Model, options: EngineOptions, tokenLog: (any TokenLog)?, store: (any StreamStore)?) {
         options.check()
+        precondition(tokenLog == nil || store == nil, "give an engine a token log or a store, not both")
         self.model = model
         self.options = options
         self.tokenLog = tokenLog
+        self.store = store
+        fingerprint = ModelFingerprint(of: model)
         tokenizer = Tokenizer(model.vocabulary)
         vocabularySize = model.config.vocabularySize
         stateSize = model.config.stateSize
@@ -84,6 +93,8 @@ final class EngineCore: @unchecked Sendable {
         if let existing = registry[name] {
             record = existing
             try checkQueue(of: record)
+        } else if let stored = try restoreStream(name, at: now) {
+            record = stored
         } else {
             guard create else { throw .unknownStream(name) }
             record = try createStream(name, at: now)
@@ -92,16 +103,33 @@ final class EngineCore: @unchecked Sendable {
         enqueue(job, on: record, at: now)
     }
 
+    /// Registers a stream the store holds, with a `restore` job at the head of its queue; nil
+    /// when the store has no such stream. Under the lock.
+    private func restoreStream(_ name: String, at now: Moment, keeping kept: StreamRecord? = nil) throws(EngineError) -> StreamRecord? {
+        guard let store, store.contains(stream: name) else { return nil }
+        let record = try createStream(name, at: now, keeping: kept)
+        record.restored = false
+        enqueue(Job(kind: .restore, client: nil, completion: nil), on: record, at: now)
+        return record
+    }
+
     /// Queues a fork of `source` into the new stream `target`, whose queue waits for the copy.
     func submitFork(from source: String, into target: String, client: ClientID,
                     completion: @escaping JobCompletion) throws(EngineError) {
         lock.lock()
         defer { lock.unlock() }
         try checkAccepting()
-        guard let from = registry[source], from.alive else { throw .unknownStream(source) }
-        guard registry[target] == nil else { throw .streamExists(target) }
-        try checkQueue(of: from)
         let now = Moment.now()
+        guard registry[target] == nil, store?.contains(stream: target) != true else { throw .streamExists(target) }
+        let from: StreamRecord
+        if let resident = registry[source], resident.alive {
+            from = resident
+        } else if registry[source] == nil, let stored = try restoreStream(source, at: now) {
+            from = stored
+        } else {
+            throw .unknownStream(source)
+        }
+        try checkQueue(of: from)
         registry.touch(from, at: now)
         let into = try createStream(target, at: now, keeping: from)
         enqueue(Job(kind: .forkBarrier, client: nil, completion: nil), on: into, at: now)
@@ -127,6 +155,10 @@ final class EngineCore: @unchecked Sendable {
             guard let victim = registry.leastRecentlyActiveIdle(except: kept) else {
                 throw .busy("the engine holds its maximum of \(options.maxResidentStreams) streams and every one is busy; try again shortly")
             }
+            if store != nil {
+                moveToStore(victim)
+                return insertStream(name, at: now)
+            }
             let notice = StreamNotice(
                 stream: victim.name, kind: .evicted,
                 message: "stream \(EngineError.quoted(victim.name)) was evicted: the engine holds at most \(options.maxResidentStreams) streams and it was the least recently active idle one")
@@ -135,9 +167,23 @@ final class EngineCore: @unchecked Sendable {
             registry.remove(victim)
             lock.broadcast()
         }
+        return insertStream(name, at: now)
+    }
+
+    private func insertStream(_ name: String, at now: Moment) -> StreamRecord {
         let record = StreamRecord(name: name, config: model.config, tokenizer: tokenizer, now: now)
         registry.insert(record)
         return record
+    }
+
+    /// Moves an idle stream (nothing queued) from memory to the store. Nothing is lost, so no
+    /// client is told; its next request brings it back. Under the lock.
+    func moveToStore(_ record: StreamRecord) {
+        precondition(record.jobs.isEmpty && record.restored, "stream '\(record.name)' is busy and cannot be stored")
+        if record.alive { store?.checkpoint(record.snapshot(fingerprint: fingerprint)) }
+        record.alive = false
+        registry.remove(record)
+        streamsStored += 1
     }
 
     private func enqueue(_ job: Job, on record: StreamRecord, at now: Moment) {
@@ -157,18 +203,25 @@ final class EngineCore: @unchecked Sendable {
 
     // MARK: Quick reads (any thread)
 
-    func info(_ name: String) throws(EngineError) -> StreamInfo {
+    /// The stream's info now, or nil when it must be restored from the store first (then
+    /// `info` is queued as a job).
+    func info(_ name: String) throws(EngineError) -> StreamInfo? {
         lock.lock()
         defer { lock.unlock() }
         try checkAccepting()
-        guard let record = registry[name], record.alive else { throw .unknownStream(name) }
-        return record.info()
+        if let record = registry[name] {
+            guard record.restored else { return nil }
+            guard record.alive else { throw .unknownStream(name) }
+            return record.info()
+        }
+        guard store?.contains(stream: name) == true else { throw .unknownStream(name) }
+        return nil
     }
 
     func list() -> [StreamInfo] {
         lock.lock()
         defer { lock.unlock() }
-        return registry.streams.values.filter(\.alive).map { $0.info() }.sorted { $0.stream.utf8.lexicographicallyPrecedes($1.stream.utf8) }
+        return registry.streams.values.filter { $0.alive && $0.restored }.map { $0.info() }.sorted { $0.stream.utf8.lexicographicallyPrecedes($1.stream.utf8) }
     }
 
     func stats() -> EngineStats {

@@ -3,6 +3,7 @@ import Logging
 import RecurCore
 import RecurEngine
 import RecurServer
+import RecurStore
 
 #if canImport(Glibc)
 import Glibc
@@ -25,6 +26,19 @@ struct Recurd: AsyncParsableCommand {
             (docs/PROTOCOL.md; try it with 'socat - UNIX-CONNECT:PATH'). Both may run at once. \
             SIGTERM or SIGINT shuts down gracefully: work in flight finishes, then the socket \
             file is removed. Diagnostics go to stderr.
+
+            Without --state-dir, streams live in memory only: a restart loses them, and \
+            streams beyond --max-streams or --idle-timeout are dropped (their clients are told). \
+            With --state-dir DIR (created 0700; files 0600), streams are durable: feeds are \
+            logged before any event acknowledges them, every stream is checkpointed every \
+            --checkpoint-interval tokens and at a graceful stop, evicted and expired streams \
+            are moved to DIR and come back on their next request, and after a restart or a \
+            crash each stream is restored on its first request (checkpoint + replay of the \
+            logged tail). --durability: strict = each feed segment is fsynced before it is \
+            acknowledged (survives power loss); batched = written to the log before it is \
+            acknowledged, fsynced every --sync-interval seconds (survives a crash or kill -9 \
+            of recurd, not a power loss); off = no log, streams saved only when evicted, \
+            expired or at a graceful stop (a crash loses what they absorbed since).
             """,
         version: version)
 
@@ -58,6 +72,21 @@ struct Recurd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Expire a stream after this many seconds without activity, telling its clients; 0 never expires.", valueName: "seconds"))
     var idleTimeout: Double = EngineOptions().idleTimeout ?? 0
 
+    @Option(help: ArgumentHelp("Keep streams durably in this directory (created 0700 if missing): token log, checkpoints, evicted streams. Without it streams live in memory only.", valueName: "dir"))
+    var stateDir: String?
+
+    @Option(help: ArgumentHelp("With --state-dir: strict (fsync before acknowledging; survives power loss), batched (logged before acknowledging, fsync every --sync-interval; survives a crash or kill -9), off (no log; saved at eviction, expiry and graceful stop only) (default: strict).", valueName: "mode"))
+    var durability: Durability?
+
+    @Option(help: ArgumentHelp("With --state-dir: checkpoint a stream after this many tokens, which bounds what recovery replays per stream (default: \(EngineOptions().checkpointInterval)).", valueName: "tokens"))
+    var checkpointInterval: Int?
+
+    @Option(help: ArgumentHelp("With --durability batched: seconds between fsyncs of the log (default: 1).", valueName: "seconds"))
+    var syncInterval: Double?
+
+    @Option(help: ArgumentHelp("With --state-dir: keep a stream's whole token log while it has absorbed at most this many tokens, so that a model change can rebuild it by replay (beyond, it is reset, with a notice) (default: \(StateStore.Options().replayHistory)).", valueName: "tokens"))
+    var replayHistory: Int?
+
     @Option(help: ArgumentHelp("Diagnostics at this level and above go to stderr.", valueName: "level"))
     var logLevel: Logger.Level = .info
 
@@ -84,6 +113,23 @@ struct Recurd: AsyncParsableCommand {
         }
         if maxStreams < 1 {
             throw ValidationError("--max-streams must be at least 1, got \(maxStreams)")
+        }
+        if stateDir == nil {
+            let given: [(String, Bool)] = [("--durability", durability != nil), ("--checkpoint-interval", checkpointInterval != nil),
+                                           ("--sync-interval", syncInterval != nil), ("--replay-history", replayHistory != nil)]
+            if let (flag, _) = given.first(where: \.1) {
+                throw ValidationError("\(flag) applies to durable streams only; add --state-dir DIR")
+            }
+        }
+        if let stateDir, stateDir.isEmpty { throw ValidationError("--state-dir must name a directory") }
+        if let checkpointInterval, checkpointInterval < 1 {
+            throw ValidationError("--checkpoint-interval must be at least 1 token, got \(checkpointInterval)")
+        }
+        if let syncInterval, !(syncInterval > 0 && syncInterval.isFinite) {
+            throw ValidationError("--sync-interval must be a positive number of seconds, got \(syncInterval)")
+        }
+        if let replayHistory, replayHistory < 0 {
+            throw ValidationError("--replay-history must be 0 or more tokens, got \(replayHistory)")
         }
         if !(idleTimeout >= 0 && idleTimeout.isFinite) {
             throw ValidationError("--idle-timeout must be a number of seconds, 0 or more (0 never expires), got \(idleTimeout)")
@@ -125,6 +171,7 @@ struct Recurd: AsyncParsableCommand {
         engine.defaultTopK = topK
         engine.maxResidentStreams = maxStreams
         engine.idleTimeout = idleTimeout > 0 ? idleTimeout : nil
+        if let checkpointInterval { engine.checkpointInterval = checkpointInterval }
         var configuration = RecurdConfiguration()
         configuration.socketPath = socket
         configuration.stdin = stdin
@@ -133,6 +180,10 @@ struct Recurd: AsyncParsableCommand {
         configuration.maxLineLength = maxLine.bytes
         configuration.maxConnections = maxConnections
         configuration.engine = engine
+        configuration.stateDirectory = stateDir
+        if let durability { configuration.store.durability = durability }
+        if let syncInterval { configuration.store.syncInterval = syncInterval }
+        if let replayHistory { configuration.store.replayHistory = replayHistory }
         return configuration
     }
 

@@ -1,4 +1,5 @@
 import RecurEngine
+import RecurStore
 
 /// Everything `recurd` is told by its flags; `runDaemon(configuration:model:logger:)` runs it.
 public struct RecurdConfiguration: Sendable {
@@ -31,6 +32,10 @@ public struct RecurdConfiguration: Sendable {
     public var shutdownGracePeriod: Duration = .seconds(10)
     /// The engine's limits; `engine.defaultTopK` is the k used when a request gives none.
     public var engine = EngineOptions()
+    /// Where streams are kept durably (`--state-dir`); nil keeps them in memory only.
+    public var stateDirectory: String? = nil
+    /// The state store's durability, history and sync interval (with `stateDirectory`).
+    public var store = StateStore.Options()
 
     /// The socket path the documentation and `recur connect` use by default.
     public static let defaultSocketPath = "/tmp/recurd.sock"
@@ -65,6 +70,9 @@ public struct RecurdConfiguration: Sendable {
         }
         guard engine.defaultTopK >= 0, engine.defaultTopK <= engine.maxTopK else {
             throw ConfigurationError("the default k \(engine.defaultTopK) must be between 0 and the maximum k \(engine.maxTopK)")
+        }
+        guard store.replayHistory >= 0, store.syncInterval > 0, store.syncInterval.isFinite else {
+            throw ConfigurationError("the replay history must be 0 or more tokens and the sync interval a positive number of seconds")
         }
         if let problem = StreamName.problem(with: stdinStream, field: "stdin stream") {
             throw ConfigurationError(problem)

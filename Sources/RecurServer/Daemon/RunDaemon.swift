@@ -1,6 +1,7 @@
 import Logging
 import RecurCore
 import RecurEngine
+import RecurStore
 import ServiceLifecycle
 
 /// Runs `recurd`: builds the engine for `model`, the socket server and/or the stdin pipeline
@@ -11,7 +12,20 @@ import ServiceLifecycle
 ///   use; otherwise what a service failed with (binding the socket, reading stdin).
 public func runDaemon(configuration: RecurdConfiguration, model: Model, logger: Logger) async throws {
     try configuration.validate()
-    let engine = StreamEngine(model: model, options: configuration.engine)
+    var store: StateStore?
+    if let directory = configuration.stateDirectory {
+        let fingerprint = ModelFingerprint(of: model)
+        do {
+            store = try StateStore(directory: directory, fingerprint: fingerprint, options: configuration.store)
+        } catch {
+            throw ConfigurationError("\(error)")
+        }
+        let count = store!.currentStatistics().streams
+        logger.info("state store \(directory): \(count) streams, durability \(configuration.store.durability.rawValue), model \(fingerprint.modelHex)")
+    }
+    // Closed last: the engine's shutdown hands it a checkpoint of every stream first.
+    defer { store?.close() }
+    let engine = StreamEngine(model: model, options: configuration.engine, store: store)
     let notices = NoticeRouter(logger: logger)
     notices.install(on: engine)
 
