@@ -104,7 +104,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RecurStoreTests",
-            dependencies: ["RecurStore", "RecurEngine", "RecurCore"]
+            dependencies: ["RecurStore", "RecurEngine", "RecurCore", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
             name: "RecurServerTests",

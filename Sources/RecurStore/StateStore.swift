@@ -52,7 +52,8 @@ public final class StateStore: StreamStore, @unchecked Sendable {
     private let pool: DatabasePool
     private let fingerprint: ModelFingerprint
     var fingerprintForLoads: ModelFingerprint { fingerprint }
-    private let lockDescriptor: Int32
+    /// (lock) The state directory's lock, held until `close`; -1 after.
+    private var lockDescriptor: Int32
     private let readers = DispatchQueue(label: "recur-store-read", attributes: .concurrent)
 
     private let lock = NSCondition()
@@ -110,7 +111,7 @@ public final class StateStore: StreamStore, @unchecked Sendable {
     }
 
     deinit {
-        StateDirectory.release(lockDescriptor)
+        if lockDescriptor >= 0 { StateDirectory.release(lockDescriptor) }
     }
 
     private static let schemaVersion = 1
@@ -215,6 +216,10 @@ public final class StateStore: StreamStore, @unchecked Sendable {
         lock.unlock()
         try? pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
         try? pool.close()
+        lock.lock()
+        StateDirectory.release(lockDescriptor)
+        lockDescriptor = -1
+        lock.unlock()
     }
 
     private func submit(_ operation: Operation, naming stream: String?) {
