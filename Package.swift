@@ -3,7 +3,8 @@ import PackageDescription
 
 // Layers, each pointing one way:
 // RecurCore (numerics, no I/O) <- RecurEngine (streams, batching) <- RecurServer (protocol,
-// sockets, stdin) <- executables (recur, recurd).
+// sockets, stdin) <- executables (recur, recurd). RecurSystemd (libsystemd) stands apart; only
+// recurd uses it, plugging into RecurServer through `DaemonObserver`.
 let package = Package(
     name: "Recur",
     platforms: [.macOS(.v14)],
@@ -41,6 +42,20 @@ let package = Package(
             dependencies: ["CBLAS", "CDNNL", "CRecurKernels"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
+        // Debian's libsystemd (libsystemd-dev): sd_notify, the fd store, socket activation, journal.
+        .systemLibrary(
+            name: "CSystemd",
+            pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]
+        ),
+        // recurd as a systemd service: notifications, passed descriptors, journal logging.
+        .target(
+            name: "RecurSystemd",
+            dependencies: [
+                "CSystemd",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "RecurEngine",
             dependencies: ["RecurCore"]
@@ -59,6 +74,7 @@ let package = Package(
             name: "recurd",
             dependencies: [
                 "RecurServer",
+                "RecurSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -93,6 +109,10 @@ let package = Package(
         .testTarget(
             name: "RecurServerTests",
             dependencies: ["RecurServer"]
+        ),
+        .testTarget(
+            name: "RecurSystemdTests",
+            dependencies: ["RecurSystemd", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "RecurdTests",

@@ -10,7 +10,8 @@ import RecurCore
 final class EngineCore: @unchecked Sendable {
     enum Phase { case idle, running, stopping, stopped }
 
-    let model: Model
+    /// (lock) Swapped only by the engine thread between steps (`replaceModel`).
+    var model: Model
     let options: EngineOptions
     let tokenizer: Tokenizer
     let tokenLog: (any TokenLog)?
@@ -40,7 +41,10 @@ final class EngineCore: @unchecked Sendable {
     /// (engine thread) Streams whose head job takes a row in each step, in round-robin order.
     var active: [StreamRecord] = []
     var rotation = 0
-    let stepper: Stepper
+    /// (engine thread; swapped under the lock between steps)
+    var stepper: Stepper
+    /// (lock) Heartbeats, a model swap, the test-only hang.
+    var control = EngineControl()
     /// (maxBatch rows): the states of the rows being stepped, gathered from their streams.
     let batch: StateBatch
     /// (maxBatch): the token of each row.

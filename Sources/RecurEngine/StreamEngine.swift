@@ -12,8 +12,12 @@ import RecurCore
 public final class StreamEngine: Sendable {
     let core: EngineCore
 
-    /// The model every stream runs.
-    public var model: Model { core.model }
+    /// The model every stream runs (the latest one after `replaceModel`).
+    public var model: Model {
+        core.lock.lock()
+        defer { core.lock.unlock() }
+        return core.model
+    }
     /// The limits this engine was made with.
     public var options: EngineOptions { core.options }
 

@@ -3,6 +3,7 @@ import Logging
 import RecurCore
 import RecurEngine
 import RecurServer
+import RecurSystemd
 
 #if canImport(Glibc)
 import Glibc
@@ -24,7 +25,12 @@ struct Recurd: AsyncParsableCommand {
             --socket, programs connect to a Unix socket and speak newline-delimited JSON \
             (docs/PROTOCOL.md; try it with 'socat - UNIX-CONNECT:PATH'). Both may run at once. \
             SIGTERM or SIGINT shuts down gracefully: work in flight finishes, then the socket \
-            file is removed. Diagnostics go to stderr.
+            file is removed. SIGHUP reloads the model file: a model with the same vocabulary \
+            and state shape takes over every stream, anything else is refused and the old \
+            model keeps serving. Diagnostics go to stderr, or to the journal under systemd. \
+            Under systemd (docs/OPERATIONS.md) recurd is a Type=notify service with a \
+            watchdog, takes its socket from recurd.socket (FileDescriptorName=recurd) and \
+            needs no --socket.
             """,
         version: version)
 
@@ -58,12 +64,23 @@ struct Recurd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Expire a stream after this many seconds without activity, telling its clients; 0 never expires.", valueName: "seconds"))
     var idleTimeout: Double = EngineOptions().idleTimeout ?? 0
 
-    @Option(help: ArgumentHelp("Diagnostics at this level and above go to stderr.", valueName: "level"))
+    @Option(help: ArgumentHelp("Diagnostics at this level and above are logged.", valueName: "level"))
     var logLevel: Logger.Level = .info
 
+    @Option(help: ArgumentHelp("Where diagnostics go: stderr (one line each), journal (structured entries with RECUR_* fields), or auto: the journal when stderr is connected to it (JOURNAL_STREAM), else stderr.", valueName: "target"))
+    var log: LogTarget = .auto
+
+    /// Where diagnostics go.
+    enum LogTarget: String, CaseIterable, ExpressibleByArgument {
+        case auto, stderr, journal
+    }
+
+    /// The descriptors systemd passed (socket activation, the fd store), taken once at start.
+    static let passedDescriptors = ListenedDescriptors.take()
+
     func validate() throws {
-        if socket == nil && !stdin {
-            throw ValidationError("give --socket PATH to serve clients, --stdin to read a pipe, or both")
+        if socket == nil && !stdin && Self.activationSocket == nil {
+            throw ValidationError("give --socket PATH to serve clients, --stdin to read a pipe, or both (or start recurd from recurd.socket)")
         }
         if let socket {
             try Self.validateSocketPath(socket)
@@ -119,6 +136,15 @@ struct Recurd: AsyncParsableCommand {
         }
     }
 
+    /// The listening socket systemd passed: the one named "recurd" (FileDescriptorName= of
+    /// recurd.socket), or the only one when it has no name.
+    static var activationSocket: Int32? {
+        let passed = passedDescriptors
+        if let named = passed.first(where: { $0.name == "recurd" }) { return named.descriptor }
+        if passed.count == 1, passed[0].name == "unknown" || passed[0].name.hasSuffix(".socket") { return passed[0].descriptor }
+        return nil
+    }
+
     /// The server's configuration for these flags.
     var daemonConfiguration: RecurdConfiguration {
         var engine = EngineOptions()
@@ -126,7 +152,14 @@ struct Recurd: AsyncParsableCommand {
         engine.maxResidentStreams = maxStreams
         engine.idleTimeout = idleTimeout > 0 ? idleTimeout : nil
         var configuration = RecurdConfiguration()
-        configuration.socketPath = socket
+        // A socket systemd passed wins over --socket (which then names the same path for when
+        // recurd runs without its socket unit); systemd owns that file, so it is not removed.
+        if let passed = Self.activationSocket {
+            configuration.listeningDescriptor = passed
+        } else {
+            configuration.socketPath = socket
+        }
+        configuration.modelPath = model
         configuration.stdin = stdin
         configuration.format = format ?? .json
         configuration.keyField = keyField
@@ -138,24 +171,42 @@ struct Recurd: AsyncParsableCommand {
 
     func run() async throws {
         let level = logLevel
-        LoggingSystem.bootstrap { DaemonLogHandler(label: $0, level: level) }
+        if log == .journal || (log == .auto && Journal.standardErrorIsJournal()) {
+            LoggingSystem.bootstrap { _ in JournalLogHandler(identifier: "recurd", level: level) }
+        } else {
+            LoggingSystem.bootstrap { DaemonLogHandler(label: $0, level: level) }
+        }
         var logger = Logger(label: "recurd")
         logger.logLevel = level
+        let notifier = SystemdNotifier()
 
-        if let socket { try Self.checkSocketDirectory(socket) }
+        if let socket, Self.activationSocket == nil { try Self.checkSocketDirectory(socket) }
         let loaded: Model
         do {
             loaded = try Model(contentsOf: model)
         } catch {
+            notifier.notify(["STATUS=cannot load the model '\(model)': \(error.sentence)", "ERRNO=22"])
             throw RecurdError("cannot load the model '\(model)': \(error.sentence)")
         }
         logger.info("loaded \(model): \(loaded.config.cell.rawValue) \(loaded.config.layers)×\(loaded.config.hiddenSize), \(loaded.vocabulary.kind.rawValue) vocabulary of \(loaded.vocabulary.count)")
         do {
-            try await runDaemon(configuration: daemonConfiguration, model: loaded, logger: logger)
+            let observer = SystemdObserver(notifier: notifier, logger: logger, hangEngineAfter: Self.testHangEngineAfter())
+            try await runDaemon(configuration: daemonConfiguration, model: loaded, logger: logger, observer: observer)
         } catch let error as RecurdError {
             throw error
         } catch {
             throw RecurdError("\(error)")
         }
+    }
+}
+
+extension Recurd {
+    /// TEST ONLY: `RECURD_TEST_HANG_ENGINE_AFTER=SECONDS` hangs the engine's stepping thread that
+    /// long after start, so that the watchdog test can see systemd restart a hung daemon. Never
+    /// set it in production.
+    static func testHangEngineAfter() -> Duration? {
+        guard let value = getenv("RECURD_TEST_HANG_ENGINE_AFTER").map({ String(cString: $0) }),
+              let seconds = Double(value), seconds >= 0, seconds.isFinite else { return nil }
+        return .milliseconds(Int64(seconds * 1000))
     }
 }

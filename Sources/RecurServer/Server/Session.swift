@@ -107,7 +107,8 @@ struct Session {
         case .stats:
             encoder.stats(id: id, await engine.stats(), connections: connectionCount(), into: &writer.buffer)
         case .model:
-            encoder.modelInfo(id: id, into: &writer.buffer)
+            // The engine's model, which a reload may have replaced since the encoder was made.
+            encoder.modelInfo(id: id, model: engine.model, into: &writer.buffer)
         }
     }
 

@@ -18,13 +18,24 @@ public final class SocketServer: Service {
     let group: any EventLoopGroup
     let encoder: ReplyEncoder
     let limiter: ConnectionLimiter
+    let listening: @Sendable () -> Void
 
     /// - Parameters:
     ///   - notices: the router installed on `engine` (`NoticeRouter.install(on:)`); the server
     ///     opens a mailbox on it for each connection.
+    ///   - listening: called once the socket accepts connections.
     ///   - group: the event loops for the sockets.
-    public init(engine: StreamEngine, configuration: RecurdConfiguration, notices: NoticeRouter, logger: Logger,
-                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+    public convenience init(engine: StreamEngine, configuration: RecurdConfiguration, notices: NoticeRouter, logger: Logger,
+                            listening: @escaping @Sendable () -> Void = {},
+                            group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+        self.init(engine: engine, configuration: configuration, notices: notices, logger: logger,
+                  limiter: ConnectionLimiter(limit: configuration.maxConnections), listening: listening, group: group)
+    }
+
+    /// The same with a shared `limiter` (the daemon counts connections for its status).
+    init(engine: StreamEngine, configuration: RecurdConfiguration, notices: NoticeRouter, logger: Logger,
+         limiter: ConnectionLimiter, listening: @escaping @Sendable () -> Void,
+         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
         precondition(configuration.socketPath != nil || configuration.listeningDescriptor != nil,
                      "a socket server needs a socket path or a listening descriptor")
         self.engine = engine
@@ -33,7 +44,8 @@ public final class SocketServer: Service {
         self.logger = logger
         self.group = group
         encoder = ReplyEncoder(model: engine.model)
-        limiter = ConnectionLimiter(limit: configuration.maxConnections)
+        self.limiter = limiter
+        self.listening = listening
     }
 
     /// Connections open now.
@@ -46,6 +58,7 @@ public final class SocketServer: Service {
         let server = try await bind()
         let address = configuration.socketPath.map { "'\($0)'" } ?? "descriptor \(configuration.listeningDescriptor!)"
         logger.info("listening on \(address)", metadata: ["recurd.connections.max": "\(configuration.maxConnections)"])
+        listening()
         defer {
             if let path = configuration.socketPath { SocketPath.remove(path) }
         }
