@@ -37,6 +37,11 @@ let package = Package(
             name: "CRecurKernels",
             cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]
         ),
+        // SO_PEERCRED's struct ucred and group lookups, which need _GNU_SOURCE.
+        .target(
+            name: "CRecurPeer",
+            cSettings: [.define("_GNU_SOURCE")]
+        ),
         .target(
             name: "RecurCore",
             dependencies: ["CBLAS", "CDNNL", "CRecurKernels"],
@@ -64,6 +69,7 @@ let package = Package(
             name: "RecurServer",
             dependencies: [
                 "RecurEngine",
+                "CRecurPeer",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -102,6 +108,25 @@ let package = Package(
             dependencies: ["RecurCore"],
             resources: [.copy("Fixtures")]
         ),
+        // The fuzz harnesses (docs/FUZZING.md): plain functions, replayed over the committed
+        // corpus by RecurFuzzingTests; libFuzzer drives them through the fuzz-* executables.
+        .target(
+            name: "RecurFuzzing",
+            dependencies: [
+                "RecurCore",
+                "RecurServer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "RecurFuzzingTests",
+            dependencies: ["RecurFuzzing"]
+        ),
+        .testTarget(
+            name: "CRecurPeerTests",
+            dependencies: ["CRecurPeer"]
+        ),
         .testTarget(
             name: "RecurEngineTests",
             dependencies: ["RecurEngine"]
@@ -124,3 +149,12 @@ let package = Package(
         ),
     ]
 )
+
+// libFuzzer executables: their entry point is LLVMFuzzerTestOneInput and libFuzzer supplies
+// main, so they link only with --sanitize=fuzzer. scripts/fuzz sets RECUR_FUZZ=1 to add them;
+// ordinary builds and tests never see them.
+if Context.environment["RECUR_FUZZ"] == "1" {
+    for name in ["fuzz-protocol", "fuzz-model-file"] {
+        package.targets.append(.executableTarget(name: name, dependencies: ["RecurFuzzing"]))
+    }
+}

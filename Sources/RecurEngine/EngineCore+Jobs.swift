@@ -119,6 +119,7 @@ extension EngineCore {
             record.clear()
             record.alive = true
             record.created = now.wall
+            registry.changeOwner(of: record, to: job.caller.uid)
         }
         record.encoder = encoder
         job.durableEnd = tokenLog == nil ? job.tokens.count : 0

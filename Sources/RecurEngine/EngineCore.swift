@@ -29,6 +29,8 @@ final class EngineCore: @unchecked Sendable {
     /// (lock) Notices waiting to be delivered by the engine thread.
     var pendingNotices: [(StreamNotice, [ClientID])] = []
     var noticeHandler: (@Sendable (StreamNotice, [ClientID]) -> Void)?
+    /// (lock) Who each identified client is; a client never identified is `Caller.process`.
+    var callers: [ClientID: Caller] = [:]
     /// (lock) Counters for `stats`.
     var startUptime: Double = 0
     var tokensAbsorbed = 0
@@ -84,16 +86,24 @@ final class EngineCore: @unchecked Sendable {
         defer { lock.unlock() }
         try checkAccepting()
         let now = Moment.now()
+        let caller = caller(of: job.client)
+        job.caller = caller
         let record: StreamRecord
         if let existing = registry[name] {
             record = existing
+            try checkAccess(to: record, by: caller)
             try checkQueue(of: record)
         } else {
             guard create else { throw .unknownStream(name) }
-            record = try createStream(name, at: now)
+            record = try createStream(name, for: caller, at: now)
             job.createdStream = true
         }
         enqueue(job, on: record, at: now)
+    }
+
+    /// Who `client` is. Under the lock.
+    func caller(of client: ClientID?) -> Caller {
+        client.flatMap { callers[$0] } ?? .process
     }
 
     /// Queues a fork of `source` into the new stream `target`, whose queue waits for the copy.
@@ -102,19 +112,30 @@ final class EngineCore: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         try checkAccepting()
+        let caller = caller(of: client)
         guard let from = registry[source], from.alive else { throw .unknownStream(source) }
+        try checkAccess(to: from, by: caller)
         guard registry[target] == nil else { throw .streamExists(target) }
         try checkQueue(of: from)
         let now = Moment.now()
         registry.touch(from, at: now)
-        let into = try createStream(target, at: now, keeping: from)
+        let into = try createStream(target, for: caller, at: now, keeping: from)
         enqueue(Job(kind: .forkBarrier, client: nil, completion: nil), on: into, at: now)
         registry.subscribe(client, to: into)
-        enqueue(Job(kind: .fork(target: into), client: client, completion: completion), on: from, at: now)
+        let job = Job(kind: .fork(target: into), client: client, completion: completion)
+        job.caller = caller
+        enqueue(job, on: from, at: now)
     }
 
     private func checkAccepting() throws(EngineError) {
         guard phase == .idle || phase == .running else { throw .shuttingDown }
+    }
+
+    /// Only the stream's owner, root and the admin group may use it.
+    func checkAccess(to record: StreamRecord, by caller: Caller) throws(EngineError) {
+        guard record.allows(caller) else {
+            throw .permissionDenied("stream \(EngineError.quoted(record.name)) belongs to another user (uid \(record.owner)); only its owner, root or a member of the admin group may use it")
+        }
     }
 
     private func checkQueue(of record: StreamRecord) throws(EngineError) {
@@ -124,9 +145,13 @@ final class EngineCore: @unchecked Sendable {
         }
     }
 
-    /// Registers a new stream, first evicting the least recently active idle one (not `kept`)
-    /// if the resident bound is reached. Under the lock.
-    private func createStream(_ name: String, at now: Moment, keeping kept: StreamRecord? = nil) throws(EngineError) -> StreamRecord {
+    /// Registers a new stream owned by `caller`, first evicting the least recently active idle
+    /// one (not `kept`) if the resident bound is reached. Under the lock.
+    private func createStream(_ name: String, for caller: Caller, at now: Moment,
+                              keeping kept: StreamRecord? = nil) throws(EngineError) -> StreamRecord {
+        if let limit = options.maxStreamsPerUser, !caller.exemptFromLimits, registry.count(ownedBy: caller.uid) >= limit {
+            throw .quotaExceeded("uid \(caller.uid) already has \(limit) streams, the most one user may have; end some before creating more")
+        }
         if registry.count >= options.maxResidentStreams {
             guard let victim = registry.leastRecentlyActiveIdle(except: kept) else {
                 throw .busy("the engine holds its maximum of \(options.maxResidentStreams) streams and every one is busy; try again shortly")
@@ -139,7 +164,7 @@ final class EngineCore: @unchecked Sendable {
             registry.remove(victim)
             lock.broadcast()
         }
-        let record = StreamRecord(name: name, config: model.config, tokenizer: tokenizer, now: now)
+        let record = StreamRecord(name: name, owner: caller.uid, config: model.config, tokenizer: tokenizer, now: now)
         registry.insert(record)
         return record
     }
@@ -161,18 +186,20 @@ final class EngineCore: @unchecked Sendable {
 
     // MARK: Quick reads (any thread)
 
-    func info(_ name: String) throws(EngineError) -> StreamInfo {
+    func info(_ name: String, client: ClientID?) throws(EngineError) -> StreamInfo {
         lock.lock()
         defer { lock.unlock() }
         try checkAccepting()
         guard let record = registry[name], record.alive else { throw .unknownStream(name) }
+        try checkAccess(to: record, by: caller(of: client))
         return record.info()
     }
 
-    func list() -> [StreamInfo] {
+    func list(client: ClientID?) -> [StreamInfo] {
         lock.lock()
         defer { lock.unlock() }
-        return registry.streams.values.filter(\.alive).map { $0.info() }.sorted { $0.stream.utf8.lexicographicallyPrecedes($1.stream.utf8) }
+        let caller = caller(of: client)
+        return registry.streams.values.filter { $0.alive && $0.allows(caller) }.map { $0.info() }.sorted { $0.stream.utf8.lexicographicallyPrecedes($1.stream.utf8) }
     }
 
     func stats() -> EngineStats {
@@ -185,9 +212,16 @@ final class EngineCore: @unchecked Sendable {
                            uptime: uptime)
     }
 
+    func identify(_ client: ClientID, as caller: Caller) {
+        lock.lock()
+        defer { lock.unlock() }
+        callers[client] = caller
+    }
+
     func disconnect(_ client: ClientID) {
         lock.lock()
         defer { lock.unlock() }
+        callers[client] = nil
         registry.disconnect(client)
     }
 }

@@ -39,6 +39,8 @@ final class Job: @unchecked Sendable {
     /// The submission created the stream; a feed that fails before absorbing anything drops it
     /// again, so that a rejected request leaves no trace.
     var createdStream = false
+    /// Who submitted it (set at submission); a feed re-creating an ended stream gives it this owner.
+    var caller = Caller.process
 
     var prepared = false
     /// Feed: the tokens to absorb, `cursor` of them done.

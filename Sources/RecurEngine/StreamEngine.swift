@@ -121,18 +121,25 @@ public final class StreamEngine: Sendable {
     }
 
     /// The stream as it is now: queued requests not yet run are not reflected.
-    public func info(stream: String) async throws(EngineError) -> StreamInfo {
+    /// `.permissionDenied` if `client` may not use it (nil: the daemon's own process).
+    public func info(stream: String, client: ClientID? = nil) async throws(EngineError) -> StreamInfo {
         try checkName(stream)
-        return try core.info(stream)
+        return try core.info(stream, client: client)
     }
 
-    /// Every resident stream, by name (UTF-8 byte order).
-    public func list() async -> [StreamInfo] { core.list() }
+    /// Every resident stream `client` may use (all of them for an admin), by name (UTF-8 byte
+    /// order). nil: the daemon's own process.
+    public func list(client: ClientID? = nil) async -> [StreamInfo] { core.list(client: client) }
+
+    /// Says who `client` is, before its first request: the streams it creates belong to
+    /// `caller.uid`, and it may use only those unless `caller.actsOnAll`. A client never
+    /// identified is `Caller.process`. `disconnect(client:)` forgets it.
+    public func identify(client: ClientID, as caller: Caller) { core.identify(client, as: caller) }
 
     /// Counters of the whole engine since `start()`.
     public func stats() async -> EngineStats { core.stats() }
 
-    /// Forget a client (connection closed): its subscriptions go; its named streams stay.
+    /// Forget a client (connection closed): its identity and subscriptions go; its named streams stay.
     public func disconnect(client: ClientID) { core.disconnect(client) }
 }
 

@@ -64,6 +64,18 @@ struct Recurd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Expire a stream after this many seconds without activity, telling its clients; 0 never expires.", valueName: "seconds"))
     var idleTimeout: Double = EngineOptions().idleTimeout ?? 0
 
+    @Option(help: ArgumentHelp("Members of this group, like root, see and may use every user's streams and are exempt from the per-user limits.", valueName: "group"))
+    var adminGroup: String?
+
+    @Option(help: ArgumentHelp("Streams one Unix user may own at once (0: no limit); one more is refused with quota_exceeded. Root and the admin group are exempt.", valueName: "n"))
+    var maxStreamsPerUser = 0
+
+    @Option(help: ArgumentHelp("Request bytes per second one Unix user may send over all its connections (0: no limit); a faster user is slowed down, not refused. Accepts K and M suffixes. Root and the admin group are exempt.", valueName: "bytes"))
+    var maxBytesPerSecondPerUser = ByteCount(bytes: 0)
+
+    @Option(help: ArgumentHelp("Permissions of the socket file in octal, e.g. 666 to let every local user connect (streams stay private to their owner); default: as the umask makes it.", valueName: "mode"))
+    var socketMode: String?
+
     @Option(help: ArgumentHelp("Diagnostics at this level and above are logged.", valueName: "level"))
     var logLevel: Logger.Level = .info
 
@@ -101,6 +113,18 @@ struct Recurd: AsyncParsableCommand {
         }
         if maxStreams < 1 {
             throw ValidationError("--max-streams must be at least 1, got \(maxStreams)")
+        }
+        if maxStreamsPerUser < 0 {
+            throw ValidationError("--max-streams-per-user must be 0 (no limit) or more, got \(maxStreamsPerUser)")
+        }
+        if maxBytesPerSecondPerUser.bytes < 0 {
+            throw ValidationError("--max-bytes-per-second-per-user must be 0 (no limit) or more, got \(maxBytesPerSecondPerUser.bytes)")
+        }
+        if let socketMode {
+            if socket == nil { throw ValidationError("--socket-mode applies to --socket only; add --socket") }
+            if Self.parseMode(socketMode) == nil {
+                throw ValidationError("--socket-mode must be octal permissions from 0 to 777 (e.g. 660 or 666), got '\(socketMode)'")
+            }
         }
         if !(idleTimeout >= 0 && idleTimeout.isFinite) {
             throw ValidationError("--idle-timeout must be a number of seconds, 0 or more (0 never expires), got \(idleTimeout)")
@@ -145,12 +169,19 @@ struct Recurd: AsyncParsableCommand {
         return nil
     }
 
+    /// Octal permission bits ("660", "0666"), nil when not octal or above 777.
+    static func parseMode(_ text: String) -> UInt32? {
+        guard !text.isEmpty, text.count <= 4, let mode = UInt32(text, radix: 8), mode <= 0o777 else { return nil }
+        return mode
+    }
+
     /// The server's configuration for these flags.
     var daemonConfiguration: RecurdConfiguration {
         var engine = EngineOptions()
         engine.defaultTopK = topK
         engine.maxResidentStreams = maxStreams
         engine.idleTimeout = idleTimeout > 0 ? idleTimeout : nil
+        engine.maxStreamsPerUser = maxStreamsPerUser > 0 ? maxStreamsPerUser : nil
         var configuration = RecurdConfiguration()
         // A socket systemd passed wins over --socket (which then names the same path for when
         // recurd runs without its socket unit); systemd owns that file, so it is not removed.
@@ -166,6 +197,9 @@ struct Recurd: AsyncParsableCommand {
         configuration.maxLineLength = maxLine.bytes
         configuration.maxConnections = maxConnections
         configuration.engine = engine
+        configuration.adminGroup = adminGroup
+        configuration.maxBytesPerSecondPerUser = maxBytesPerSecondPerUser.bytes > 0 ? maxBytesPerSecondPerUser.bytes : nil
+        configuration.socketMode = socketMode.flatMap(Self.parseMode)
         return configuration
     }
 

@@ -29,6 +29,15 @@ public struct RecurdConfiguration: Sendable {
     public var maxLineLength = 1 << 20
     /// Connections served at once; one more is told so and closed.
     public var maxConnections = 1024
+    /// Members of this group (by name), like root, see and may use every stream and are not
+    /// held to the per-user limits; nil: root only.
+    public var adminGroup: String? = nil
+    /// Request bytes per second one Unix user may send, over all of its connections; a user
+    /// sending faster is slowed down (its connections are not read meanwhile). nil = no limit.
+    public var maxBytesPerSecondPerUser: Int? = nil
+    /// Mode of the socket file (e.g. 0o666 so every local user may connect); nil leaves it as
+    /// the umask made it.
+    public var socketMode: UInt32? = nil
     /// How long a graceful shutdown (SIGTERM, SIGINT) may take before in-flight work is cancelled.
     public var shutdownGracePeriod: Duration = .seconds(10)
     /// The engine's limits; `engine.defaultTopK` is the k used when a request gives none.
@@ -67,6 +76,18 @@ public struct RecurdConfiguration: Sendable {
         }
         guard engine.defaultTopK >= 0, engine.defaultTopK <= engine.maxTopK else {
             throw ConfigurationError("the default k \(engine.defaultTopK) must be between 0 and the maximum k \(engine.maxTopK)")
+        }
+        if let limit = engine.maxStreamsPerUser, limit < 1 {
+            throw ConfigurationError("the per-user stream limit \(limit) must be at least 1")
+        }
+        if let rate = maxBytesPerSecondPerUser, rate < 1 {
+            throw ConfigurationError("the per-user byte rate \(rate) must be at least 1 byte per second")
+        }
+        if let socketMode, socketMode > 0o777 {
+            throw ConfigurationError("the socket mode \(String(socketMode, radix: 8)) must be an octal permission from 0 to 777")
+        }
+        if let adminGroup {
+            _ = try AccessPolicy(adminGroupNamed: adminGroup)
         }
         if let problem = StreamName.problem(with: stdinStream, field: "stdin stream") {
             throw ConfigurationError(problem)

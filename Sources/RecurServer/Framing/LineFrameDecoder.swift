@@ -56,7 +56,10 @@ public struct LineFrameDecoder: ByteToMessageDecoder {
         if discarding {
             discarding = false
         } else if let line = Self.trimmed(rest) {
-            context.fireChannelRead(wrapInboundOut(.line(line)))
+            // Up to maxLength + 1 bytes wait for a newline (room for a "\r"); without one, the
+            // extra byte makes the line too long.
+            let frame: InboundLine = line.readableBytes > maxLength ? .tooLong(limit: maxLength) : .line(line)
+            context.fireChannelRead(wrapInboundOut(frame))
         }
         return .needMoreData
     }

@@ -132,9 +132,11 @@ struct ReplyEncoder: Sendable {
         buffer.writeJSONString(Timestamp.iso8601(info.lastActivity))
         buffer.writeStaticString(",\"pending_bytes\":")
         buffer.writeJSONInt(info.pendingText)
+        buffer.writeStaticString(",\"owner\":")
+        buffer.writeJSONInt(Int(info.owner))
     }
 
-    /// `{"op":"info","stream":S,"offset":N,"scored_tokens":M,"mean_loss":L,"created":T,"last_activity":T,"pending_bytes":P}`.
+    /// `{"op":"info","stream":S,"offset":N,"scored_tokens":M,"mean_loss":L,"created":T,"last_activity":T,"pending_bytes":P,"owner":U}`.
     func info(id: JSONValue?, _ info: StreamInfo, into buffer: inout ByteBuffer) {
         replyHead("info", id: id, stream: info.stream, into: &buffer)
         infoMembers(info, into: &buffer)

@@ -50,6 +50,14 @@ enum SocketPath {
         return result == 0
     }
 
+    /// Sets the permission bits of the socket file (who may connect).
+    /// - Throws: `ConfigurationError` when chmod fails.
+    static func setMode(_ mode: UInt32, of path: String) throws(ConfigurationError) {
+        guard chmod(path, mode_t(mode)) == 0 else {
+            throw ConfigurationError("cannot set the mode of the socket '\(path)' to \(String(mode, radix: 8)): \(String(cString: strerror(errno)))")
+        }
+    }
+
     /// Removes the socket file the server bound (on shutdown).
     static func remove(_ path: String) {
         var info = stat()

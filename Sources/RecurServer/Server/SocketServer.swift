@@ -19,6 +19,7 @@ public final class SocketServer: Service {
     let encoder: ReplyEncoder
     let limiter: ConnectionLimiter
     let listening: @Sendable () -> Void
+    let rateLimiter: ByteRateLimiter?
 
     /// - Parameters:
     ///   - notices: the router installed on `engine` (`NoticeRouter.install(on:)`); the server
@@ -46,6 +47,7 @@ public final class SocketServer: Service {
         encoder = ReplyEncoder(model: engine.model)
         self.limiter = limiter
         self.listening = listening
+        rateLimiter = configuration.maxBytesPerSecondPerUser.map { ByteRateLimiter(bytesPerSecond: $0) }
     }
 
     /// Connections open now.
@@ -55,6 +57,7 @@ public final class SocketServer: Service {
     /// for the open connections to finish.
     /// - Throws: `ConfigurationError` when the socket path is taken; NIO's error when binding fails.
     public func run() async throws {
+        let access = try AccessPolicy(adminGroupNamed: configuration.adminGroup)
         let server = try await bind()
         let address = configuration.socketPath.map { "'\($0)'" } ?? "descriptor \(configuration.listeningDescriptor!)"
         logger.info("listening on \(address)", metadata: ["recurd.connections.max": "\(configuration.maxConnections)"])
@@ -67,7 +70,7 @@ public final class SocketServer: Service {
                 try await withGracefulShutdownHandler {
                     for try await connection in inbound {
                         let id = limiter.nextID()
-                        group.addTask { await self.serve(connection, id: id) }
+                        group.addTask { await self.serve(connection, id: id, access: access) }
                     }
                 } onGracefulShutdown: {
                     server.channel.close(promise: nil)
@@ -96,22 +99,43 @@ public final class SocketServer: Service {
         }
         let path = configuration.socketPath!
         try SocketPath.prepare(path)
-        return try await bootstrap.bind(unixDomainSocketPath: path, childChannelInitializer: initializer)
+        let server = try await bootstrap.bind(unixDomainSocketPath: path, childChannelInitializer: initializer)
+        if let mode = configuration.socketMode {
+            do {
+                try SocketPath.setMode(mode, of: path)
+            } catch {
+                try? await server.channel.close()
+                throw error
+            }
+        }
+        return server
     }
 
     /// Serves one connection until the client closes it, it fails, or shutdown; never throws.
-    private func serve(_ channel: NIOAsyncChannel<InboundLine, ByteBuffer>, id: ClientID) async {
+    private func serve(_ channel: NIOAsyncChannel<InboundLine, ByteBuffer>, id: ClientID, access: AccessPolicy) async {
         var logger = self.logger
         logger[metadataKey: "recurd.connection"] = "\(id)"
         guard limiter.admit() else {
             logger.warning("refused a connection: the limit of \(limiter.limit) connections is reached")
-            await refuse(channel)
+            await refuse(channel, ProtocolError(.busy, "connection limit of \(limiter.limit) reached"))
             return
         }
         defer { limiter.release() }
-        logger.debug("connection opened")
+        let caller: Caller
+        do {
+            caller = access.caller(for: try await PeerCredentials.of(channel.channel))
+        } catch {
+            // Without the peer's uid no stream could be given an owner: serve nothing.
+            logger.error("refused a connection: cannot read its credentials: \(error)")
+            await refuse(channel, ProtocolError(.internal, "the daemon cannot tell which user this connection belongs to (\(error)); connect over a Unix socket"))
+            return
+        }
+        logger[metadataKey: "recurd.uid"] = "\(caller.uid)"
+        logger.debug("connection opened", metadata: ["recurd.admin": "\(caller.actsOnAll)"])
+        engine.identify(client: id, as: caller)
         let mailbox = notices.open(id)
-        var session = Session(engine: engine, client: id, encoder: encoder, configuration: configuration,
+        var session = Session(engine: engine, client: id, caller: caller, encoder: encoder, configuration: configuration,
+                              rateLimiter: caller.exemptFromLimits ? nil : rateLimiter,
                               connectionCount: { [limiter] in limiter.open })
         do {
             try await channel.executeThenClose { inbound, outbound in
@@ -146,10 +170,10 @@ public final class SocketServer: Service {
         engine.disconnect(client: id)
     }
 
-    /// Tells a connection beyond the limit why it is closed.
-    private func refuse(_ channel: NIOAsyncChannel<InboundLine, ByteBuffer>) async {
+    /// Tells a connection that will not be served why it is closed.
+    private func refuse(_ channel: NIOAsyncChannel<InboundLine, ByteBuffer>, _ error: ProtocolError) async {
         var line = ByteBuffer()
-        encoder.error(ProtocolError(.busy, "connection limit of \(limiter.limit) reached"), id: nil, into: &line)
+        encoder.error(error, id: nil, into: &line)
         try? await channel.executeThenClose { _, outbound in
             try await outbound.write(line)
             try await Self.drain(channel.channel)
