@@ -47,6 +47,8 @@ let package = Package(
             dependencies: ["CBLAS", "CDNNL", "CRecurKernels"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
+        // accept4 and memfd_create for handing connections over across a restart.
+        .target(name: "CRecurHandover"),
         // Debian's libsystemd (libsystemd-dev): sd_notify, the fd store, socket activation, journal.
         .systemLibrary(
             name: "CSystemd",
@@ -68,6 +70,7 @@ let package = Package(
         .target(
             name: "RecurServer",
             dependencies: [
+                "CRecurHandover",
                 "RecurEngine",
                 "CRecurPeer",
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -114,3 +114,23 @@ extension StreamEngine {
         core.requestHangForTesting()
     }
 }
+
+extension StreamEngine {
+    /// The streams `client` is subscribed to (it will hear of their expiry, eviction, or another
+    /// client's end or reset), by name: what a connection carries across a restart.
+    public func subscriptions(of client: ClientID) -> [String] {
+        core.lock.lock()
+        defer { core.lock.unlock() }
+        return core.registry.subscriptions(of: client).sorted()
+    }
+
+    /// Subscribes `client` to each named stream that exists (a connection handed over from the
+    /// previous process); names of streams that are gone are skipped.
+    public func subscribe(client: ClientID, to streams: [String]) {
+        core.lock.lock()
+        defer { core.lock.unlock() }
+        for name in streams {
+            if let record = core.registry[name], record.alive { core.registry.subscribe(client, to: record) }
+        }
+    }
+}

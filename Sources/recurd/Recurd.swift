@@ -165,6 +165,8 @@ struct Recurd: AsyncParsableCommand {
     static var activationSocket: Int32? {
         let passed = passedDescriptors
         if let named = passed.first(where: { $0.name == "recurd" }) { return named.descriptor }
+        // The socket a previous recurd bound itself (--socket) and stored across a restart.
+        if let stored = passed.first(where: { $0.name == "recurd-listen" }) { return stored.descriptor }
         if passed.count == 1, passed[0].name == "unknown" || passed[0].name.hasSuffix(".socket") { return passed[0].descriptor }
         return nil
     }
@@ -173,6 +175,16 @@ struct Recurd: AsyncParsableCommand {
     static func parseMode(_ text: String) -> UInt32? {
         guard !text.isEmpty, text.count <= 4, let mode = UInt32(text, radix: 8), mode <= 0o777 else { return nil }
         return mode
+    }
+
+    /// What the previous recurd handed over through systemd's fd store at its graceful stop:
+    /// the state memfd and the connection sockets.
+    static var inheritance: Inheritance? {
+        let passed = passedDescriptors
+        guard let state = passed.first(where: { $0.name == "recurd-handover" }) else { return nil }
+        var connections: [String: Int32] = [:]
+        for d in passed where d.name.hasPrefix("recurd-conn-") { connections[d.name] = d.descriptor }
+        return Inheritance(state: state.descriptor, connections: connections)
     }
 
     /// The server's configuration for these flags.
@@ -191,6 +203,7 @@ struct Recurd: AsyncParsableCommand {
             configuration.socketPath = socket
         }
         configuration.modelPath = model
+        configuration.inheritance = Self.inheritance
         configuration.stdin = stdin
         configuration.format = format ?? .json
         configuration.keyField = keyField

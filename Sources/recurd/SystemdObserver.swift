@@ -14,6 +14,12 @@ struct SystemdObserver: DaemonObserver {
     /// TEST ONLY: hang the engine this long after start (RECURD_TEST_HANG_ENGINE_AFTER).
     let hangEngineAfter: Duration?
 
+    /// Under systemd, connections wait in the fd store across a restart (the unit sets
+    /// FileDescriptorStoreMax=); outside it they are closed at a graceful stop.
+    var descriptorStore: (any DescriptorStore)? {
+        notifier.isEnabled ? SystemdDescriptorStore(notifier: notifier) : nil
+    }
+
     func services(for daemon: DaemonHandle) -> [any Service] {
         var services: [any Service] = []
         if notifier.isEnabled {
@@ -96,4 +102,12 @@ struct EngineHangForTesting: Service {
         daemon.engine.hangForTesting()
         try? await gracefulShutdown()
     }
+}
+
+/// systemd's file descriptor store (FDSTORE=1, FDSTOREREMOVE=1) for the socket server.
+struct SystemdDescriptorStore: DescriptorStore {
+    let notifier: SystemdNotifier
+
+    func store(_ descriptor: Int32, name: String) -> Bool { notifier.store([descriptor], name: name) }
+    func remove(name: String) { notifier.removeStored(name: name) }
 }

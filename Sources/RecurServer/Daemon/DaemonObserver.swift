@@ -38,6 +38,9 @@ public protocol DaemonObserver: Sendable {
     func reloading(_ daemon: DaemonHandle)
     /// A reload has ended.
     func reloaded(_ outcome: ReloadOutcome, daemon: DaemonHandle)
+    /// Where connections go at a graceful stop so that the next process serves them on
+    /// (systemd's fd store); nil closes them.
+    var descriptorStore: (any DescriptorStore)? { get }
 }
 
 extension DaemonObserver {
@@ -49,6 +52,8 @@ extension DaemonObserver {
     public func reloading(_ daemon: DaemonHandle) {}
     /// Nothing.
     public func reloaded(_ outcome: ReloadOutcome, daemon: DaemonHandle) {}
+    /// None: connections close at a graceful stop.
+    public var descriptorStore: (any DescriptorStore)? { nil }
 }
 
 /// The observer that does nothing: recurd outside any service manager, and tests.

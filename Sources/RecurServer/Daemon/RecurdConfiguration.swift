@@ -15,6 +15,9 @@ public struct RecurdConfiguration: Sendable {
     /// An already bound, listening Unix stream socket to serve on instead of binding
     /// `socketPath` (socket activation hands one over as fd 3).
     public var listeningDescriptor: Int32? = nil
+    /// Connections the previous process handed over at its graceful stop (recurd under systemd:
+    /// from the fd store), served on from where they were.
+    public var inheritance: Inheritance? = nil
     /// The model file, reloaded on SIGHUP; nil leaves SIGHUP's default action (termination).
     public var modelPath: String? = nil
     /// Read text from stdin and print events to stdout; the daemon ends at end of input.

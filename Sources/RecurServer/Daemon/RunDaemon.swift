@@ -30,7 +30,8 @@ public func runDaemon(configuration: RecurdConfiguration, model: Model, logger: 
     ]
     if serving {
         let server = SocketServer(engine: engine, configuration: configuration, notices: notices, logger: logger,
-                                  limiter: limiter, listening: announce)
+                                  limiter: limiter, listening: announce,
+                                  descriptorStore: observer.descriptorStore)
         services.append(.init(service: server, serviceName: "socket"))
     }
     if let path = configuration.modelPath {

@@ -20,7 +20,7 @@ struct Session {
     /// The stream used by requests that name none: "~<connection id>".
     let privateStream: String
     /// Whether a request may have created the private stream (so closing must end it).
-    private(set) var usedPrivateStream = false
+    var usedPrivateStream = false
 
     init(engine: StreamEngine, client: ClientID, caller: Caller, encoder: ReplyEncoder, configuration: RecurdConfiguration,
          rateLimiter: ByteRateLimiter?, connectionCount: @escaping @Sendable () -> Int) {
