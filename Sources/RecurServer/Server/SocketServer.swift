@@ -79,14 +79,18 @@ public final class SocketServer: Service {
         let collector = HandoverCollector()
         try await withThrowingDiscardingTaskGroup { group in
             for (record, descriptor) in inherited {
-                group.addTask { await self.serve(descriptor: descriptor, id: record.id, resumed: record, access: access, collector: collector) }
+                spawn(in: &group) { loop in
+                    await self.serve(descriptor: descriptor, on: loop, id: record.id, resumed: record, access: access, collector: collector)
+                }
             }
             let acceptor = Acceptor(listening: listeningDescriptor)
             let accepted = acceptor.connections()
             await withGracefulShutdownHandler {
                 for await descriptor in accepted {
                     let id = limiter.nextID()
-                    group.addTask { await self.serve(descriptor: descriptor, id: id, resumed: nil, access: access, collector: collector) }
+                    spawn(in: &group) { loop in
+                        await self.serve(descriptor: descriptor, on: loop, id: id, resumed: nil, access: access, collector: collector)
+                    }
                 }
             } onGracefulShutdown: {
                 acceptor.stop()
@@ -100,6 +104,18 @@ public final class SocketServer: Service {
         }
         close(listeningDescriptor)
         if let path = configuration.socketPath, !keepPath { SocketPath.remove(path) }
+    }
+
+    /// Runs a connection's task on the event loop its channel will use: no thread hop between
+    /// reading a line, serving it and writing the reply.
+    private func spawn(in group: inout ThrowingDiscardingTaskGroup<any Error>,
+                       _ body: @escaping @Sendable (any EventLoop) async -> Void) {
+        let loop = self.group.next()
+        if #available(macOS 15.0, *) {
+            group.addTask(executorPreference: EventLoopTaskExecutor(loop)) { await body(loop) }
+        } else {
+            group.addTask { await body(loop) }
+        }
     }
 
     /// Stores the state of the handed-over connections (and the listening socket this process
@@ -177,9 +193,10 @@ public final class SocketServer: Service {
 
     /// The channel for a connected socket: our framing (resuming handed-over input) and
     /// the async wrapper.
-    private func channel(for descriptor: Int32, resuming input: UnframedInput?, box: HandoverBox) async throws -> NIOAsyncChannel<InboundLine, ByteBuffer> {
+    private func channel(for descriptor: Int32, on loop: any EventLoop, resuming input: UnframedInput?,
+                         box: HandoverBox) async throws -> NIOAsyncChannel<InboundLine, ByteBuffer> {
         let maxLine = configuration.maxLineLength
-        return try await ClientBootstrap(group: group)
+        return try await ClientBootstrap(group: loop)
             .channelOption(.allowRemoteHalfClosure, value: true)
             .withConnectedSocket(descriptor) { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -193,12 +210,12 @@ public final class SocketServer: Service {
     }
 
     /// Serves one accepted or handed-over socket; never throws.
-    private func serve(descriptor: Int32, id: ClientID, resumed: HandedOverConnection?, access: AccessPolicy,
-                       collector: HandoverCollector) async {
+    private func serve(descriptor: Int32, on loop: any EventLoop, id: ClientID, resumed: HandedOverConnection?,
+                       access: AccessPolicy, collector: HandoverCollector) async {
         let box = HandoverBox()
         let channel: NIOAsyncChannel<InboundLine, ByteBuffer>
         do {
-            channel = try await self.channel(for: descriptor, resuming: resumed?.input, box: box)
+            channel = try await self.channel(for: descriptor, on: loop, resuming: resumed?.input, box: box)
         } catch {
             logger.warning("could not serve a connection: \(error)", metadata: ["recurd.connection": "\(id)"])
             close(descriptor)
