@@ -2,6 +2,8 @@ import RecurCore
 
 /// One fuzz input as a model file: `Model(safetensors:)` must either reject it with an error or
 /// give a model that works, which is then checked by scoring a few tokens and encoding text.
+/// A model that loads must also survive being written and read back unchanged (`recur` writes
+/// models it loaded, e.g. when training resumes).
 /// A crash (a precondition, a trap, an out-of-bounds access under the address sanitizer) is a
 /// bug: a bad model file must never bring a process down.
 public enum ModelFileFuzzer {
@@ -29,6 +31,22 @@ public enum ModelFileFuzzer {
         precondition(count == tokens.count - 1, "scored \(count) of \(tokens.count) tokens")
         _ = nats
         _ = try? model.vocabulary.encode("To be, or not to be\n")
+        checkRoundTrip(model)
         return true
+    }
+
+    /// Writes `model` and reads it back: same sizes, vocabulary, provenance and bit-identical weights.
+    static func checkRoundTrip(_ model: Model) {
+        let again: Model
+        do {
+            again = try Model(safetensors: model.safetensorsBytes())
+        } catch {
+            preconditionFailure("a loaded model does not load after being written: \(error.sentence)")
+        }
+        precondition(again.config == model.config, "the sizes changed: \(model.config) -> \(again.config)")
+        precondition(again.vocabulary == model.vocabulary, "the vocabulary changed in a write and read")
+        precondition(again.provenance == model.provenance, "the provenance changed: \(model.provenance) -> \(again.provenance)")
+        precondition(again.parameters.elementsEqual(model.parameters) { $0.bitPattern == $1.bitPattern },
+                     "the weights changed in a write and read")
     }
 }

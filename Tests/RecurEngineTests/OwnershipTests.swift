@@ -24,8 +24,8 @@ final class OwnershipTests: XCTestCase {
         let engine = engine()
         defer { engine.shutdown() }
         let events = try await engine.feed(stream: "mine", text: bytes("abc"), topK: nil, client: 1)
-        let got1 = try await engine.info(stream: "mine", client: 1).owner
-        XCTAssertEqual(got1, 1000)
+        let owner = try await engine.info(stream: "mine", client: 1).owner
+        XCTAssertEqual(owner, 1000)
 
         await assertThrowsCode("permission_denied") { try await engine.feed(stream: "mine", text: self.bytes("d"), topK: nil, client: 2) }
         await assertThrowsCode("permission_denied") { try await engine.feed(stream: "mine", tokens: [0], topK: nil, client: 2) }
@@ -39,8 +39,8 @@ final class OwnershipTests: XCTestCase {
         XCTAssertEqual(denied?.description.contains("uid 1000"), true, denied?.description ?? "")
 
         // Nothing changed: same offset, the fork target was not created, alice continues exactly.
-        let got2 = try await engine.info(stream: "mine", client: 1).offset
-        XCTAssertEqual(got2, 3)
+        let offset = try await engine.info(stream: "mine", client: 1).offset
+        XCTAssertEqual(offset, 3)
         await assertThrowsCode("unknown_stream") { try await engine.info(stream: "theirs", client: 2) }
         let more = try await engine.feed(stream: "mine", text: bytes("de"), topK: nil, client: 4)
         Fixtures.assertMatchesOffline(events + more, model: model, tokens: try model.vocabulary.encode("abcde"), stream: "mine")
@@ -65,15 +65,15 @@ final class OwnershipTests: XCTestCase {
         defer { engine.shutdown() }
         _ = try await engine.feed(stream: "s", text: bytes("ab"), topK: nil, client: 1)
         _ = try await engine.feed(stream: "s", text: bytes("c"), topK: nil, client: 3)
-        let got3 = try await engine.info(stream: "s", client: 3).offset
-        XCTAssertEqual(got3, 3)
+        let offset = try await engine.info(stream: "s", client: 3).offset
+        XCTAssertEqual(offset, 3)
         try await engine.fork(stream: "s", into: "copy", client: 3)
-        let got4 = try await engine.info(stream: "copy", client: 3).owner
-        XCTAssertEqual(got4, 0)
+        let copyOwner = try await engine.info(stream: "copy", client: 3).owner
+        XCTAssertEqual(copyOwner, 0)
         await assertThrowsCode("permission_denied") { try await engine.info(stream: "copy", client: 1) }
         try await engine.fork(stream: "s", into: "alices", client: 1)
-        let got5 = try await engine.info(stream: "alices", client: 1).owner
-        XCTAssertEqual(got5, 1000)
+        let forkOwner = try await engine.info(stream: "alices", client: 1).owner
+        XCTAssertEqual(forkOwner, 1000)
         try await engine.reset(stream: "s", client: 3)
         try await engine.end(stream: "s", client: 3)
         await assertThrowsCode("unknown_stream") { try await engine.info(stream: "s", client: 1) }
@@ -94,8 +94,8 @@ final class OwnershipTests: XCTestCase {
         let engine = engine()
         defer { engine.shutdown() }
         _ = try await engine.feed(stream: "pipe", text: bytes("a"), topK: nil, client: 0)
-        let got6 = try await engine.info(stream: "pipe").owner
-        XCTAssertEqual(got6, Caller.process.uid)
+        let owner = try await engine.info(stream: "pipe").owner
+        XCTAssertEqual(owner, Caller.process.uid)
         if Caller.process.uid != alice.uid {
             await assertThrowsCode("permission_denied") { try await engine.info(stream: "pipe", client: 1) }
         }
@@ -121,7 +121,7 @@ final class OwnershipTests: XCTestCase {
         for i in 0..<3 { _ = try await engine.feed(stream: "root\(i)", text: bytes("a"), topK: nil, client: 3) }
         try await engine.end(stream: "a2", client: 4)
         _ = try await engine.feed(stream: "a3", text: bytes("a"), topK: nil, client: 1)
-        let got7 = await engine.list(client: 1).map(\.stream)
-        XCTAssertEqual(got7, ["a1", "a3"])
+        let remaining = await engine.list(client: 1).map(\.stream)
+        XCTAssertEqual(remaining, ["a1", "a3"])
     }
 }
