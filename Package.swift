@@ -3,7 +3,8 @@ import PackageDescription
 
 // Layers, each pointing one way:
 // RecurCore (numerics, no I/O) <- RecurEngine (streams, batching) <- RecurServer (protocol,
-// sockets, stdin) <- executables (recur, recurd).
+// sockets, stdin) <- executables (recur, recurd). RecurSystemd (libsystemd) stands apart; only
+// recurd uses it, plugging into RecurServer through `DaemonObserver`.
 let package = Package(
     name: "Recur",
     platforms: [.macOS(.v14)],
@@ -37,10 +38,31 @@ let package = Package(
             name: "CRecurKernels",
             cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]
         ),
+        // SO_PEERCRED's struct ucred and group lookups, which need _GNU_SOURCE.
+        .target(
+            name: "CRecurPeer",
+            cSettings: [.define("_GNU_SOURCE")]
+        ),
         .target(
             name: "RecurCore",
             dependencies: ["CBLAS", "CDNNL", "CRecurKernels"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+        ),
+        // accept4 and memfd_create for handing connections over across a restart.
+        .target(name: "CRecurHandover"),
+        // Debian's libsystemd (libsystemd-dev): sd_notify, the fd store, socket activation, journal.
+        .systemLibrary(
+            name: "CSystemd",
+            pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]
+        ),
+        // recurd as a systemd service: notifications, passed descriptors, journal logging.
+        .target(
+            name: "RecurSystemd",
+            dependencies: [
+                "CSystemd",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .target(
             name: "RecurEngine",
@@ -57,8 +79,10 @@ let package = Package(
         .target(
             name: "RecurServer",
             dependencies: [
+                "CRecurHandover",
                 "RecurEngine",
                 "RecurStore",
+                "CRecurPeer",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -70,6 +94,7 @@ let package = Package(
             dependencies: [
                 "RecurServer",
                 "RecurStore",
+                "RecurSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -98,6 +123,25 @@ let package = Package(
             dependencies: ["RecurCore"],
             resources: [.copy("Fixtures")]
         ),
+        // The fuzz harnesses (docs/FUZZING.md): plain functions, replayed over the committed
+        // corpus by RecurFuzzingTests; libFuzzer drives them through the fuzz-* executables.
+        .target(
+            name: "RecurFuzzing",
+            dependencies: [
+                "RecurCore",
+                "RecurServer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "RecurFuzzingTests",
+            dependencies: ["RecurFuzzing"]
+        ),
+        .testTarget(
+            name: "CRecurPeerTests",
+            dependencies: ["CRecurPeer"]
+        ),
         .testTarget(
             name: "RecurEngineTests",
             dependencies: ["RecurEngine"]
@@ -111,6 +155,10 @@ let package = Package(
             dependencies: ["RecurServer"]
         ),
         .testTarget(
+            name: "RecurSystemdTests",
+            dependencies: ["RecurSystemd", .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
             name: "RecurdTests",
             dependencies: ["RecurCore", "recurd", "recur"]
         ),
@@ -120,3 +168,12 @@ let package = Package(
         ),
     ]
 )
+
+// libFuzzer executables: their entry point is LLVMFuzzerTestOneInput and libFuzzer supplies
+// main, so they link only with --sanitize=fuzzer. scripts/fuzz sets RECUR_FUZZ=1 to add them;
+// ordinary builds and tests never see them.
+if Context.environment["RECUR_FUZZ"] == "1" {
+    for name in ["fuzz-protocol", "fuzz-model-file"] {
+        package.targets.append(.executableTarget(name: name, dependencies: ["RecurFuzzing"]))
+    }
+}

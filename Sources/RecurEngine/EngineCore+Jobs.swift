@@ -25,6 +25,14 @@ extension EngineCore {
     /// Does what the job can do now: its result when finished, nil when it must wait.
     private func execute(_ job: Job, on record: StreamRecord, at now: Moment) -> Result<JobOutput, EngineError>? {
         if let failure = record.loadError { return .failure(failure) }
+        if job.ownerUnchecked, record.alive {
+            job.ownerUnchecked = false
+            do throws(EngineError) {
+                try checkAccess(to: record, by: job.caller)
+            } catch {
+                return .failure(error)
+            }
+        }
         switch job.kind {
         case .forkBarrier:
             return nil
@@ -66,6 +74,7 @@ extension EngineCore {
                 var copy = record.snapshot(fingerprint: fingerprint)
                 copy.stream = target.name
                 copy.created = target.created
+                copy.owner = target.owner
                 let source = record.name
                 switch recorded(job, of: record, "fork", { store, done in store.rebase(copy, historyOf: source, completion: done) }) {
                 case nil: return nil
@@ -154,6 +163,7 @@ extension EngineCore {
             record.clear()
             record.alive = true
             record.created = now.wall
+            registry.changeOwner(of: record, to: job.caller.uid)
         }
         record.encoder = encoder
         job.durableEnd = tokenLog == nil && store?.logsTokens != true ? job.tokens.count : 0
@@ -171,7 +181,7 @@ extension EngineCore {
             // leaves it unknown (the rest of the text), logged as nothing.
             let pending = end == job.tokens.count ? record.encoder.pendingBytes : []
             job.logging = true
-            store.append(stream: name, offset: offset, tokens: segment, pendingText: pending) { [self] error in
+            store.append(stream: name, offset: offset, tokens: segment, pendingText: pending, owner: record.owner) { [self] error in
                 let failure = error.map { EngineError.internal("the state store could not log \(segment.count) tokens of stream \(EngineError.quoted(name)): \($0)") }
                 segmentLogged(job, of: record, upTo: end, failure: failure)
             }
@@ -240,7 +250,7 @@ extension EngineCore {
     fileprivate func emptySnapshot(of record: StreamRecord) -> StreamSnapshot {
         StreamSnapshot(stream: record.name, modelHash: fingerprint.model, vocabularyHash: fingerprint.vocabulary,
                        offset: 0, scoredTokens: 0, lossSum: 0, created: record.created, lastActivity: record.lastActivity,
-                       owner: nil, state: [Float](repeating: 0, count: stateSize), logProbs: [], pendingText: [])
+                       owner: record.owner, state: [Float](repeating: 0, count: stateSize), logProbs: [], pendingText: [])
     }
 
     /// Hands the stream to the store as a checkpoint once it absorbed `checkpointInterval`
@@ -289,6 +299,7 @@ extension EngineCore {
                 return .failure(failure)
             }
             record.apply(stored.snapshot)
+            if let owner = stored.snapshot.owner { registry.changeOwner(of: record, to: owner) }
             record.encoder = (try? IncrementalEncoder(tokenizer: tokenizer, pending: stored.pendingText))
                 ?? IncrementalEncoder(tokenizer: tokenizer)
             record.checkpointedOffset = stored.snapshot.offset

@@ -43,16 +43,22 @@ extension EngineCore {
         var finished: [Finished] = []
         var notices: [(StreamNotice, [ClientID])] = []
         var advancing: [StreamRecord] = []
+        var callbacks: [@Sendable () -> Void] = []
         lock.lock()
         enginePThread = pthread_self()
         var nextSweep = ProcessInfo.processInfo.systemUptime + options.sweepInterval
         while true {
-            while phase == .running && ready.isEmpty && active.isEmpty && pendingNotices.isEmpty {
+            while phase == .running && ready.isEmpty && active.isEmpty && pendingNotices.isEmpty && !control.hasWork {
                 let wait = nextSweep - ProcessInfo.processInfo.systemUptime
                 if wait <= 0 { break }
                 _ = lock.wait(until: Date(timeIntervalSinceNow: wait))
             }
             guard phase == .running else { break }
+            if takeControl(into: &callbacks) {
+                lock.unlock()
+                for callback in callbacks { callback() }
+                hangForever()
+            }
             let now = Moment.now()
             if now.uptime >= nextSweep {
                 sweep(at: now)
@@ -70,6 +76,8 @@ extension EngineCore {
             lock.unlock()
 
             deliver(&finished, &notices, to: handler)
+            for callback in callbacks { callback() }
+            callbacks.removeAll(keepingCapacity: true)
             if !rows.isEmpty { stepRows() }
 
             lock.lock()
@@ -90,6 +98,11 @@ extension EngineCore {
         lock.broadcast()
         lock.unlock()
         deliver(&finished, &notices, to: handler)
+    }
+
+    /// TEST ONLY (`StreamEngine.hangForTesting`): the thread never turns again.
+    private func hangForever() -> Never {
+        while true { sleep(3600) }
     }
 
     private func deliver(_ finished: inout [Finished], _ notices: inout [(StreamNotice, [ClientID])],

@@ -10,13 +10,15 @@ import RecurCore
 final class EngineCore: @unchecked Sendable {
     enum Phase { case idle, running, stopping, stopped }
 
-    let model: Model
+    /// (lock) Swapped only by the engine thread between steps (`replaceModel`).
+    var model: Model
     let options: EngineOptions
     let tokenizer: Tokenizer
     let tokenLog: (any TokenLog)?
     /// The state store: token log (when it logs), checkpoints, evicted streams.
     let store: (any StreamStore)?
-    let fingerprint: ModelFingerprint
+    /// (lock) The serving model's hashes, which checkpoints carry.
+    var fingerprint: ModelFingerprint
     /// V and the floats of one stream's state.
     let vocabularySize: Int
     let stateSize: Int
@@ -31,6 +33,8 @@ final class EngineCore: @unchecked Sendable {
     /// (lock) Notices waiting to be delivered by the engine thread.
     var pendingNotices: [(StreamNotice, [ClientID])] = []
     var noticeHandler: (@Sendable (StreamNotice, [ClientID]) -> Void)?
+    /// (lock) Who each identified client is; a client never identified is `Caller.process`.
+    var callers: [ClientID: Caller] = [:]
     /// (lock) Counters for `stats`.
     var startUptime: Double = 0
     var tokensAbsorbed = 0
@@ -46,7 +50,10 @@ final class EngineCore: @unchecked Sendable {
     /// (engine thread) Streams whose head job takes a row in each step, in round-robin order.
     var active: [StreamRecord] = []
     var rotation = 0
-    let stepper: Stepper
+    /// (engine thread; swapped under the lock between steps)
+    var stepper: Stepper
+    /// (lock) Heartbeats, a model swap, the test-only hang.
+    var control = EngineControl()
     /// (maxBatch rows): the states of the rows being stepped, gathered from their streams.
     let batch: StateBatch
     /// (maxBatch): the token of each row.
@@ -89,28 +96,43 @@ final class EngineCore: @unchecked Sendable {
         defer { lock.unlock() }
         try checkAccepting()
         let now = Moment.now()
+        let caller = caller(of: job.client)
+        job.caller = caller
         let record: StreamRecord
         if let existing = registry[name] {
             record = existing
+            if record.restored {
+                try checkAccess(to: record, by: caller)
+            } else {
+                job.ownerUnchecked = true  // checked when the restore has named the owner
+            }
             try checkQueue(of: record)
-        } else if let stored = try restoreStream(name, at: now) {
+        } else if let stored = try restoreStream(name, for: caller, at: now) {
             record = stored
+            job.ownerUnchecked = true
         } else {
             guard create else { throw .unknownStream(name) }
-            record = try createStream(name, at: now)
+            record = try createStream(name, for: caller, at: now)
             job.createdStream = true
         }
         enqueue(job, on: record, at: now)
     }
 
     /// Registers a stream the store holds, with a `restore` job at the head of its queue; nil
-    /// when the store has no such stream. Under the lock.
-    private func restoreStream(_ name: String, at now: Moment, keeping kept: StreamRecord? = nil) throws(EngineError) -> StreamRecord? {
+    /// when the store has no such stream. Its owner is checked when the restore has run (the
+    /// jobs queued behind it are checked against the stored owner then). Under the lock.
+    private func restoreStream(_ name: String, for caller: Caller, at now: Moment,
+                               keeping kept: StreamRecord? = nil) throws(EngineError) -> StreamRecord? {
         guard let store, store.contains(stream: name) else { return nil }
-        let record = try createStream(name, at: now, keeping: kept)
+        let record = try createStream(name, for: caller, at: now, keeping: kept)
         record.restored = false
         enqueue(Job(kind: .restore, client: nil, completion: nil), on: record, at: now)
         return record
+    }
+
+    /// Who `client` is. Under the lock.
+    func caller(of client: ClientID?) -> Caller {
+        client.flatMap { callers[$0] } ?? .process
     }
 
     /// Queues a fork of `source` into the new stream `target`, whose queue waits for the copy.
@@ -119,26 +141,41 @@ final class EngineCore: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         try checkAccepting()
+        let caller = caller(of: client)
         let now = Moment.now()
+        let resident = registry[source]
+        guard resident?.alive ?? store?.contains(stream: source) ?? false else { throw .unknownStream(source) }
+        if let resident, resident.restored { try checkAccess(to: resident, by: caller) }
         guard registry[target] == nil, store?.contains(stream: target) != true else { throw .streamExists(target) }
+        // A stored source is registered only now that the fork is known to be acceptable.
         let from: StreamRecord
-        if let resident = registry[source], resident.alive {
+        if let resident {
             from = resident
-        } else if registry[source] == nil, let stored = try restoreStream(source, at: now) {
+        } else if let stored = try restoreStream(source, for: caller, at: now) {
             from = stored
         } else {
             throw .unknownStream(source)
         }
         try checkQueue(of: from)
         registry.touch(from, at: now)
-        let into = try createStream(target, at: now, keeping: from)
+        let into = try createStream(target, for: caller, at: now, keeping: from)
         enqueue(Job(kind: .forkBarrier, client: nil, completion: nil), on: into, at: now)
         registry.subscribe(client, to: into)
-        enqueue(Job(kind: .fork(target: into), client: client, completion: completion), on: from, at: now)
+        let job = Job(kind: .fork(target: into), client: client, completion: completion)
+        job.caller = caller
+        job.ownerUnchecked = !from.restored
+        enqueue(job, on: from, at: now)
     }
 
     private func checkAccepting() throws(EngineError) {
         guard phase == .idle || phase == .running else { throw .shuttingDown }
+    }
+
+    /// Only the stream's owner, root and the admin group may use it.
+    func checkAccess(to record: StreamRecord, by caller: Caller) throws(EngineError) {
+        guard record.allows(caller) else {
+            throw .permissionDenied("stream \(EngineError.quoted(record.name)) belongs to another user (uid \(record.owner)); only its owner, root or a member of the admin group may use it")
+        }
     }
 
     private func checkQueue(of record: StreamRecord) throws(EngineError) {
@@ -148,16 +185,20 @@ final class EngineCore: @unchecked Sendable {
         }
     }
 
-    /// Registers a new stream, first evicting the least recently active idle one (not `kept`)
-    /// if the resident bound is reached. Under the lock.
-    private func createStream(_ name: String, at now: Moment, keeping kept: StreamRecord? = nil) throws(EngineError) -> StreamRecord {
+    /// Registers a new stream owned by `caller`, first evicting the least recently active idle
+    /// one (not `kept`) if the resident bound is reached. Under the lock.
+    private func createStream(_ name: String, for caller: Caller, at now: Moment,
+                              keeping kept: StreamRecord? = nil) throws(EngineError) -> StreamRecord {
+        if let limit = options.maxStreamsPerUser, !caller.exemptFromLimits, registry.count(ownedBy: caller.uid) >= limit {
+            throw .quotaExceeded("uid \(caller.uid) already has \(limit) streams, the most one user may have; end some before creating more")
+        }
         if registry.count >= options.maxResidentStreams {
             guard let victim = registry.leastRecentlyActiveIdle(except: kept) else {
                 throw .busy("the engine holds its maximum of \(options.maxResidentStreams) streams and every one is busy; try again shortly")
             }
             if store != nil {
                 moveToStore(victim)
-                return insertStream(name, at: now)
+                return insertStream(name, owner: caller.uid, at: now)
             }
             let notice = StreamNotice(
                 stream: victim.name, kind: .evicted,
@@ -167,13 +208,20 @@ final class EngineCore: @unchecked Sendable {
             registry.remove(victim)
             lock.broadcast()
         }
-        return insertStream(name, at: now)
+        return insertStream(name, owner: caller.uid, at: now)
     }
 
-    private func insertStream(_ name: String, at now: Moment) -> StreamRecord {
-        let record = StreamRecord(name: name, config: model.config, tokenizer: tokenizer, now: now)
+    private func insertStream(_ name: String, owner: UInt32, at now: Moment) -> StreamRecord {
+        let record = StreamRecord(name: name, owner: owner, config: model.config, tokenizer: tokenizer, now: now)
         registry.insert(record)
         return record
+    }
+
+    /// A new model serves from now on: checkpoints carry its hashes, and the store judges stored
+    /// states by them. Under the lock.
+    func useFingerprint(_ new: ModelFingerprint) {
+        fingerprint = new
+        store?.modelChanged(to: new)
     }
 
     /// Moves an idle stream (nothing queued) from memory to the store. Nothing is lost, so no
@@ -204,24 +252,26 @@ final class EngineCore: @unchecked Sendable {
     // MARK: Quick reads (any thread)
 
     /// The stream's info now, or nil when it must be restored from the store first (then
-    /// `info` is queued as a job).
-    func info(_ name: String) throws(EngineError) -> StreamInfo? {
+    /// `info` is queued as a job, and access is checked once the stored owner is known).
+    func info(_ name: String, client: ClientID?) throws(EngineError) -> StreamInfo? {
         lock.lock()
         defer { lock.unlock() }
         try checkAccepting()
         if let record = registry[name] {
             guard record.restored else { return nil }
             guard record.alive else { throw .unknownStream(name) }
+            try checkAccess(to: record, by: caller(of: client))
             return record.info()
         }
         guard store?.contains(stream: name) == true else { throw .unknownStream(name) }
         return nil
     }
 
-    func list() -> [StreamInfo] {
+    func list(client: ClientID?) -> [StreamInfo] {
         lock.lock()
         defer { lock.unlock() }
-        return registry.streams.values.filter { $0.alive && $0.restored }.map { $0.info() }.sorted { $0.stream.utf8.lexicographicallyPrecedes($1.stream.utf8) }
+        let caller = caller(of: client)
+        return registry.streams.values.filter { $0.alive && $0.restored && $0.allows(caller) }.map { $0.info() }.sorted { $0.stream.utf8.lexicographicallyPrecedes($1.stream.utf8) }
     }
 
     func stats() -> EngineStats {
@@ -234,9 +284,16 @@ final class EngineCore: @unchecked Sendable {
                            uptime: uptime)
     }
 
+    func identify(_ client: ClientID, as caller: Caller) {
+        lock.lock()
+        defer { lock.unlock() }
+        callers[client] = caller
+    }
+
     func disconnect(_ client: ClientID) {
         lock.lock()
         defer { lock.unlock() }
+        callers[client] = nil
         registry.disconnect(client)
     }
 }

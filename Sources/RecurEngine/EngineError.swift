@@ -11,6 +11,12 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
     /// A bad k, n, temperature, seed, stream name, token id or untokenizable text. Carries the
     /// sentence, which names the offending value (for text: the character and its offset).
     case badValue(String)
+    /// The stream belongs to another Unix user and the caller is neither root nor an admin.
+    /// Carries the sentence.
+    case permissionDenied(String)
+    /// The caller's user already has as many streams as `EngineOptions.maxStreamsPerUser`
+    /// allows. Carries the sentence.
+    case quotaExceeded(String)
     /// The engine is stopping or stopped; nothing more will be done.
     case shuttingDown
     /// The engine itself failed (today: the token log refused an append). Carries the sentence.
@@ -23,6 +29,8 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
         case .streamExists: "stream_exists"
         case .busy: "busy"
         case .badValue: "bad_value"
+        case .permissionDenied: "permission_denied"
+        case .quotaExceeded: "quota_exceeded"
         case .shuttingDown: "shutting_down"
         case .internal: "internal"
         }
@@ -35,7 +43,8 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
             "there is no stream named \(EngineError.quoted(name)) (it was never created, or it ended, expired or was evicted)"
         case .streamExists(let name):
             "a stream named \(EngineError.quoted(name)) already exists; fork into a new name"
-        case .busy(let message), .badValue(let message), .internal(let message):
+        case .busy(let message), .badValue(let message), .internal(let message),
+             .permissionDenied(let message), .quotaExceeded(let message):
             message
         case .shuttingDown:
             "the engine is shutting down and accepts no more work"

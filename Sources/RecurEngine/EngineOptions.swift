@@ -10,6 +10,10 @@ public struct EngineOptions: Sendable {
     public var maxPredict = 10_000
     /// Beyond this, creating a stream evicts the least recently active idle one, with a notice.
     public var maxResidentStreams = 10_000
+    /// Streams one Unix user may own at once (named and private); creating one more →
+    /// `EngineError.quotaExceeded`. nil = no limit. Callers `exemptFromLimits` are not counted
+    /// against it.
+    public var maxStreamsPerUser: Int? = nil
     /// Seconds without activity after which an idle stream is dropped, with a notice; nil = never.
     public var idleTimeout: Double? = 3600
     /// A feed's tokens are logged (when a `TokenLog` is set) and stepped in segments of at most
@@ -32,6 +36,7 @@ public struct EngineOptions: Sendable {
         precondition(defaultTopK >= 0 && defaultTopK <= maxTopK, "defaultTopK \(defaultTopK) must be within 0...maxTopK \(maxTopK)")
         precondition(maxPredict >= 0, "maxPredict \(maxPredict) must not be negative")
         precondition(maxResidentStreams >= 1, "maxResidentStreams \(maxResidentStreams) must be at least 1")
+        precondition(maxStreamsPerUser.map { $0 >= 1 } ?? true, "maxStreamsPerUser \(String(describing: maxStreamsPerUser)) must be at least 1 or nil")
         precondition(idleTimeout.map { $0 > 0 } ?? true, "idleTimeout \(String(describing: idleTimeout)) must be positive or nil")
         precondition(maxTokensPerFeedJob >= 1, "maxTokensPerFeedJob \(maxTokensPerFeedJob) must be at least 1")
         precondition(maxQueuedJobsPerStream >= 1, "maxQueuedJobsPerStream \(maxQueuedJobsPerStream) must be at least 1")

@@ -45,6 +45,8 @@ final class Job: @unchecked Sendable {
     /// The submission created the stream; a feed that fails before absorbing anything drops it
     /// again, so that a rejected request leaves no trace.
     var createdStream = false
+    /// Who submitted it (set at submission); a feed re-creating an ended stream gives it this owner.
+    var caller = Caller.process
 
     var prepared = false
     /// Feed: the tokens to absorb, `cursor` of them done.
@@ -62,6 +64,9 @@ final class Job: @unchecked Sendable {
     var silent = false
     /// Reset, end, fork with a store: the store's answer is awaited (`logging` while it is).
     var stored = false
+    /// Queued behind a restore: the stream's owner was not known at submission, so access is
+    /// checked when the job runs.
+    var ownerUnchecked = false
     /// Restore: the store's answer, once it came.
     var loaded: Result<StoredStream?, EngineError>?
     /// Predict: the continuation being generated.

@@ -12,8 +12,12 @@ import RecurCore
 public final class StreamEngine: Sendable {
     let core: EngineCore
 
-    /// The model every stream runs.
-    public var model: Model { core.model }
+    /// The model every stream runs (the latest one after `replaceModel`).
+    public var model: Model {
+        core.lock.lock()
+        defer { core.lock.unlock() }
+        return core.model
+    }
     /// The limits this engine was made with.
     public var options: EngineOptions { core.options }
 
@@ -125,21 +129,28 @@ public final class StreamEngine: Sendable {
 
     /// The stream as it is now: queued requests not yet run are not reflected (except for a
     /// stream in the store, which is brought back first, after the requests queued on it).
-    public func info(stream: String) async throws(EngineError) -> StreamInfo {
+    /// `.permissionDenied` if `client` may not use it (nil: the daemon's own process).
+    public func info(stream: String, client: ClientID? = nil) async throws(EngineError) -> StreamInfo {
         try checkName(stream)
-        if let info = try core.info(stream) { return info }
-        let output = try await core.perform(on: stream, create: false) { Job(kind: .info, client: nil, completion: $0) }
+        if let info = try core.info(stream, client: client) { return info }
+        let output = try await core.perform(on: stream, create: false) { Job(kind: .info, client: client, completion: $0) }
         guard case .info(let info) = output else { preconditionFailure("an info finished with \(output)") }
         return info
     }
 
-    /// Every resident stream, by name (UTF-8 byte order); streams in the store are not listed.
-    public func list() async -> [StreamInfo] { core.list() }
+    /// Every resident stream `client` may use (all of them for an admin), by name (UTF-8 byte
+    /// order); streams in the store are not listed. nil: the daemon's own process.
+    public func list(client: ClientID? = nil) async -> [StreamInfo] { core.list(client: client) }
+
+    /// Says who `client` is, before its first request: the streams it creates belong to
+    /// `caller.uid`, and it may use only those unless `caller.actsOnAll`. A client never
+    /// identified is `Caller.process`. `disconnect(client:)` forgets it.
+    public func identify(client: ClientID, as caller: Caller) { core.identify(client, as: caller) }
 
     /// Counters of the whole engine since `start()`.
     public func stats() async -> EngineStats { core.stats() }
 
-    /// Forget a client (connection closed): its subscriptions go; its named streams stay.
+    /// Forget a client (connection closed): its identity and subscriptions go; its named streams stay.
     public func disconnect(client: ClientID) { core.disconnect(client) }
 }
 

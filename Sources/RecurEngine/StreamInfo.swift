@@ -14,10 +14,12 @@ public struct StreamInfo: Sendable, Equatable {
     public var lastActivity: Double
     /// Bytes held by the incremental tokenizer (an unfinished UTF-8 sequence or word).
     public var pendingText: Int
+    /// The Unix uid of the user whose request created the stream.
+    public var owner: UInt32
 
     /// Memberwise, for tests and for servers that relay infos.
     public init(stream: String, offset: Int, scoredTokens: Int, meanLoss: Double?, created: Double,
-                lastActivity: Double, pendingText: Int) {
+                lastActivity: Double, pendingText: Int, owner: UInt32) {
         self.stream = stream
         self.offset = offset
         self.scoredTokens = scoredTokens
@@ -25,5 +27,6 @@ public struct StreamInfo: Sendable, Equatable {
         self.created = created
         self.lastActivity = lastActivity
         self.pendingText = pendingText
+        self.owner = owner
     }
 }

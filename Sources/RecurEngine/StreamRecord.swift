@@ -8,6 +8,8 @@ import RecurCore
 /// thread that runs jobs; nobody else reads them.
 final class StreamRecord: @unchecked Sendable {
     let name: String
+    /// (lock) The uid of the user whose request created the stream (or re-created it after an end).
+    var owner: UInt32
 
     /// (lock) False once an `end` ran while later requests were still queued behind it; those
     /// then see the stream as missing (a feed re-creates it). A dead record with an empty queue
@@ -51,8 +53,9 @@ final class StreamRecord: @unchecked Sendable {
     /// (engine thread) (V): log-softmax after the last absorbed token; meaningless while offset is 0.
     let logProbs: FloatBuffer
 
-    init(name: String, config: ModelConfig, tokenizer: Tokenizer, now: Moment) {
+    init(name: String, owner: UInt32, config: ModelConfig, tokenizer: Tokenizer, now: Moment) {
         self.name = name
+        self.owner = owner
         created = now.wall
         lastActivity = now.wall
         lastActivityUptime = now.uptime
@@ -75,7 +78,7 @@ final class StreamRecord: @unchecked Sendable {
     func snapshot(fingerprint: ModelFingerprint) -> StreamSnapshot {
         StreamSnapshot(stream: name, modelHash: fingerprint.model, vocabularyHash: fingerprint.vocabulary,
                        offset: offset, scoredTokens: scoredTokens, lossSum: lossSum, created: created,
-                       lastActivity: lastActivity, owner: nil, state: state.array,
+                       lastActivity: lastActivity, owner: owner, state: state.array,
                        logProbs: offset > 0 ? logProbs.array : [], pendingText: encoder.pendingBytes)
     }
 
@@ -92,11 +95,13 @@ final class StreamRecord: @unchecked Sendable {
             logProbs.p.update(from: snapshot.logProbs, count: snapshot.logProbs.count)
         }
     }
+    /// Whether `caller` may use the stream: its owner, or an admin.
+    func allows(_ caller: Caller) -> Bool { caller.actsOnAll || caller.uid == owner }
 
     /// The snapshot `info` reports. Under the lock.
     func info() -> StreamInfo {
         StreamInfo(stream: name, offset: offset, scoredTokens: scoredTokens,
                    meanLoss: scoredTokens > 0 ? lossSum / Double(scoredTokens) : nil,
-                   created: created, lastActivity: lastActivity, pendingText: encoder.pendingByteCount)
+                   created: created, lastActivity: lastActivity, pendingText: encoder.pendingByteCount, owner: owner)
     }
 }

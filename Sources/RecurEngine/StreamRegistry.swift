@@ -9,15 +9,37 @@ struct StreamRegistry {
     private var lruTail: StreamRecord?
     /// Names each client is subscribed to, so a disconnect does not scan every stream.
     private var byClient: [ClientID: Set<String>] = [:]
+    /// Registered streams per owner uid, for the per-user limit.
+    private var byOwner: [UInt32: Int] = [:]
 
     var count: Int { streams.count }
 
     subscript(name: String) -> StreamRecord? { streams[name] }
 
+    /// Registered streams `uid` owns (dead ones still queued on included).
+    func count(ownedBy uid: UInt32) -> Int { byOwner[uid] ?? 0 }
+
+    /// Gives a registered stream to another owner (a feed re-creating it after an end).
+    mutating func changeOwner(of record: StreamRecord, to uid: UInt32) {
+        guard record.owner != uid else { return }
+        if streams[record.name] === record {
+            release(owner: record.owner)
+            byOwner[uid, default: 0] += 1
+        }
+        record.owner = uid
+    }
+
+    private mutating func release(owner uid: UInt32) {
+        let left = (byOwner[uid] ?? 0) - 1
+        precondition(left >= 0, "uid \(uid) owned no stream to release")
+        byOwner[uid] = left == 0 ? nil : left
+    }
+
     /// Adds a new stream; the caller has made room (see `leastRecentlyActiveIdle`).
     mutating func insert(_ record: StreamRecord) {
         precondition(streams[record.name] == nil, "stream '\(record.name)' is already registered")
         streams[record.name] = record
+        byOwner[record.owner, default: 0] += 1
         linkAtTail(record)
     }
 
@@ -25,6 +47,7 @@ struct StreamRegistry {
     mutating func remove(_ record: StreamRecord) {
         guard streams[record.name] === record else { return }
         streams[record.name] = nil
+        release(owner: record.owner)
         unlink(record)
         for client in record.subscribers { unsubscribe(client, from: record) }
         record.subscribers = []
@@ -38,6 +61,9 @@ struct StreamRegistry {
         unlink(record)
         linkAtTail(record)
     }
+
+    /// The names of the streams `client` is subscribed to.
+    func subscriptions(of client: ClientID) -> Set<String> { byClient[client] ?? [] }
 
     mutating func subscribe(_ client: ClientID, to record: StreamRecord) {
         guard record.subscribers.insert(client).inserted else { return }
@@ -86,6 +112,7 @@ struct StreamRegistry {
         }
         streams = [:]
         byClient = [:]
+        byOwner = [:]
         lruHead = nil
         lruTail = nil
         return all

@@ -8,6 +8,7 @@ extension StateStore {
     /// One row of the token log: tokens[i] became the stream's token `offset + i + 1`.
     struct LogRow {
         var vocabulary: UInt64
+        var owner: UInt32
         var offset: Int
         var tokens: [Int32]
         var pending: [UInt8]
@@ -17,9 +18,10 @@ extension StateStore {
     func read(_ stream: String, _ db: Database) throws -> StoredStream? {
         let record = try Data.fetchOne(db, sql: "SELECT record FROM checkpoint WHERE stream = ?", arguments: [stream])
         let rows = try Row.fetchAll(db, sql: """
-            SELECT vocabulary, "offset", tokens, pending FROM log WHERE stream = ? ORDER BY id
+            SELECT vocabulary, owner, "offset", tokens, pending FROM log WHERE stream = ? ORDER BY id
             """, arguments: [stream]).map { row throws in
-            LogRow(vocabulary: UInt64(bitPattern: row["vocabulary"] as Int64), offset: row["offset"],
+            LogRow(vocabulary: UInt64(bitPattern: row["vocabulary"] as Int64), owner: UInt32(truncatingIfNeeded: row["owner"] as Int64),
+                   offset: row["offset"],
                    tokens: try TokenBlob.decode(row["tokens"]), pending: [UInt8](row["pending"] as Data))
         }
         if record == nil && rows.isEmpty { return nil }
@@ -43,7 +45,7 @@ extension StateStore {
         }
         // Rebuild from the log alone: it must start at the stream's start and reach at least
         // as far as the checkpoint.
-        let start = empty(stream, like: checkpoint, fingerprint: fingerprint)
+        let start = empty(stream, like: checkpoint, owner: checkpoint?.owner ?? log.last?.owner, fingerprint: fingerprint)
         if !foreignTokens, log.first?.offset == 0, let (all, pending) = tokens(after: 0, in: log),
            all.count >= (checkpoint?.offset ?? 0) {
             let ownPending = all.count > (checkpoint?.offset ?? 0) ? pending : checkpoint?.pendingText
@@ -76,11 +78,12 @@ extension StateStore {
         return (out, pending)
     }
 
-    private static func empty(_ stream: String, like checkpoint: StreamSnapshot?, fingerprint: ModelFingerprint) -> StreamSnapshot {
+    private static func empty(_ stream: String, like checkpoint: StreamSnapshot?, owner: UInt32?,
+                              fingerprint: ModelFingerprint) -> StreamSnapshot {
         let now = Date().timeIntervalSince1970
         return StreamSnapshot(stream: stream, modelHash: fingerprint.model, vocabularyHash: fingerprint.vocabulary,
                               offset: 0, scoredTokens: 0, lossSum: 0, created: checkpoint?.created ?? now,
-                              lastActivity: checkpoint?.lastActivity ?? now, owner: checkpoint?.owner,
+                              lastActivity: checkpoint?.lastActivity ?? now, owner: owner,
                               state: [], logProbs: [], pendingText: [])
     }
 

@@ -50,8 +50,13 @@ public final class StateStore: StreamStore, @unchecked Sendable {
     public var logsTokens: Bool { options.durability != .off }
 
     private let pool: DatabasePool
-    private let fingerprint: ModelFingerprint
-    var fingerprintForLoads: ModelFingerprint { fingerprint }
+    /// (lock) The serving model's hashes.
+    private var fingerprint: ModelFingerprint
+    var fingerprintForLoads: ModelFingerprint {
+        lock.lock()
+        defer { lock.unlock() }
+        return fingerprint
+    }
     /// (lock) The state directory's lock, held until `close`; -1 after.
     private var lockDescriptor: Int32
     private let readers = DispatchQueue(label: "recur-store-read", attributes: .concurrent)
@@ -69,7 +74,8 @@ public final class StateStore: StreamStore, @unchecked Sendable {
     private enum Phase { case running, closing, closed }
 
     enum Operation {
-        case append(stream: String, offset: Int, tokens: [Int32], pending: [UInt8], done: @Sendable ((any Error)?) -> Void)
+        case append(stream: String, offset: Int, tokens: [Int32], pending: [UInt8], owner: UInt32, vocabulary: UInt64,
+                    done: @Sendable ((any Error)?) -> Void)
         case checkpoint(StreamSnapshot, generation: UInt64)
         case rebase(StreamSnapshot, source: String?, generation: UInt64, done: @Sendable ((any Error)?) -> Void)
         case end(stream: String, done: @Sendable ((any Error)?) -> Void)
@@ -123,7 +129,7 @@ public final class StateStore: StreamStore, @unchecked Sendable {
                 stream TEXT PRIMARY KEY, model INTEGER NOT NULL, vocabulary INTEGER NOT NULL,
                 "offset" INTEGER NOT NULL, record BLOB NOT NULL);
             CREATE TABLE IF NOT EXISTS log(
-                id INTEGER PRIMARY KEY, stream TEXT NOT NULL, vocabulary INTEGER NOT NULL,
+                id INTEGER PRIMARY KEY, stream TEXT NOT NULL, vocabulary INTEGER NOT NULL, owner INTEGER NOT NULL,
                 "offset" INTEGER NOT NULL, end_offset INTEGER NOT NULL, tokens BLOB NOT NULL, pending BLOB NOT NULL);
             CREATE INDEX IF NOT EXISTS log_by_stream ON log(stream, id);
             """)
@@ -136,9 +142,19 @@ public final class StateStore: StreamStore, @unchecked Sendable {
 
     // MARK: StreamStore (called under the engine's lock: queue and return)
 
-    public func append(stream: String, offset: Int, tokens: [Int32], pendingText: [UInt8],
+    public func append(stream: String, offset: Int, tokens: [Int32], pendingText: [UInt8], owner: UInt32,
                        completion: @escaping @Sendable ((any Error)?) -> Void) {
-        submit(.append(stream: stream, offset: offset, tokens: tokens, pending: pendingText, done: completion), naming: stream)
+        lock.lock()
+        let vocabulary = fingerprint.vocabulary
+        lock.unlock()
+        submit(.append(stream: stream, offset: offset, tokens: tokens, pending: pendingText, owner: owner,
+                       vocabulary: vocabulary, done: completion), naming: stream)
+    }
+
+    public func modelChanged(to fingerprint: ModelFingerprint) {
+        lock.lock()
+        defer { lock.unlock() }
+        self.fingerprint = fingerprint
     }
 
     public func rebase(_ snapshot: StreamSnapshot, historyOf source: String?,
@@ -234,7 +250,7 @@ public final class StateStore: StreamStore, @unchecked Sendable {
         lock.unlock()
         let closed = StoreError("the state store is closed")
         switch operation {
-        case .append(_, _, _, _, let done), .rebase(_, _, _, let done), .end(_, let done):
+        case .append(_, _, _, _, _, _, let done), .rebase(_, _, _, let done), .end(_, let done):
             DispatchQueue.global().async { done(closed) }
         case .checkpoint:
             break
@@ -295,7 +311,7 @@ public final class StateStore: StreamStore, @unchecked Sendable {
             lock.unlock()
             for operation in batch {
                 switch operation {
-                case .append(_, _, _, _, let done), .rebase(_, _, _, let done), .end(_, let done): done(failure)
+                case .append(_, _, _, _, _, _, let done), .rebase(_, _, _, let done), .end(_, let done): done(failure)
                 case .checkpoint: break
                 }
             }
@@ -309,15 +325,15 @@ public final class StateStore: StreamStore, @unchecked Sendable {
 
     private func apply(_ operation: Operation, _ db: Database) throws {
         switch operation {
-        case .append(let stream, let offset, let tokens, let pendingText, _):
+        case .append(let stream, let offset, let tokens, let pendingText, let owner, let vocabulary, _):
             if offset == 0 {
                 // A creation or reset: the stream starts over, nothing before counts.
                 try db.execute(sql: "DELETE FROM log WHERE stream = ?", arguments: [stream])
                 try db.execute(sql: "DELETE FROM checkpoint WHERE stream = ?", arguments: [stream])
             }
             try db.execute(sql: """
-                INSERT INTO log(stream, vocabulary, "offset", end_offset, tokens, pending) VALUES (?, ?, ?, ?, ?, ?)
-                """, arguments: [stream, Int64(bitPattern: fingerprint.vocabulary), offset, offset + tokens.count,
+                INSERT INTO log(stream, vocabulary, owner, "offset", end_offset, tokens, pending) VALUES (?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [stream, Int64(bitPattern: vocabulary), Int64(owner), offset, offset + tokens.count,
                                  TokenBlob.encode(tokens), Data(pendingText)])
         case .checkpoint(let snapshot, _):
             try writeCheckpoint(snapshot, db)
@@ -330,10 +346,10 @@ public final class StateStore: StreamStore, @unchecked Sendable {
             try writeCheckpoint(snapshot, db)
             if let source, snapshot.offset <= options.replayHistory {
                 try db.execute(sql: """
-                    INSERT INTO log(stream, vocabulary, "offset", end_offset, tokens, pending)
-                    SELECT ?, vocabulary, "offset", end_offset, tokens, pending FROM log
+                    INSERT INTO log(stream, vocabulary, owner, "offset", end_offset, tokens, pending)
+                    SELECT ?, vocabulary, ?, "offset", end_offset, tokens, pending FROM log
                     WHERE stream = ? AND end_offset <= ? ORDER BY id
-                    """, arguments: [snapshot.stream, source, snapshot.offset])
+                    """, arguments: [snapshot.stream, Int64(snapshot.owner ?? 0), source, snapshot.offset])
             }
         case .end(let stream, _):
             try db.execute(sql: "DELETE FROM log WHERE stream = ?", arguments: [stream])

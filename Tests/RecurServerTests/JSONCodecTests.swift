@@ -1,4 +1,5 @@
 import NIOCore
+import RecurCore
 @testable import RecurServer
 import XCTest
 
@@ -35,7 +36,7 @@ final class JSONCodecTests: XCTestCase {
     func testParse_whenNestedTooDeep_failsInsteadOfOverflowingTheStack() {
         let deep = String(repeating: "[", count: 100_000)
         XCTAssertThrowsError(try parse(deep)) { error in
-            XCTAssertTrue("\(error)".contains("nested more than"), "\(error)")
+            XCTAssertTrue("\(error)".contains("nesting deeper than"), "\(error)")
         }
     }
 

@@ -1,3 +1,4 @@
+import RecurCore
 @testable import RecurServer
 import XCTest
 

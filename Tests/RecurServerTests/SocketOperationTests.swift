@@ -38,6 +38,12 @@ final class SocketOperationTests: XCTestCase {
         XCTAssertEqual(reply.rendered, #"{"op":"feed","stream":"greeting","done":true,"tokens":\#(reference.count),"offset":\#(reference.count)}"#)
     }
 
+    func testInfo_reportsTheConnectingUserAsOwner_fromTheSocketCredentials() throws {
+        let client = try harness.connect()
+        _ = try client.feed("ab", stream: "mine")
+        XCTAssertEqual(try client.request(#"{"op":"info","stream":"mine"}"#)["owner"]?.intValue, Int(geteuid()))
+    }
+
     func testFeed_withoutK_usesTheDaemonDefaultOfFive() throws {
         let client = try harness.connect()
         let (events, _) = try client.feed("ab", stream: "s")

@@ -43,6 +43,9 @@ final class FlagErrorTests: XCTestCase {
             (["--max-connections", "0"], ["--max-connections"]),
             (["--max-streams", "0"], ["--max-streams"]),
             (["--idle-timeout", "-5"], ["--idle-timeout"]),
+            (["--max-streams-per-user", "-1"], ["--max-streams-per-user"]),
+            (["--max-bytes-per-second-per-user", "fast"], ["--max-bytes-per-second-per-user"]),
+            (["--socket-mode", "666"], ["--socket-mode", "--socket"]),
             (["--format", "xml"], ["--format", "xml"]),
             (["--log-level", "loud"], ["--log-level"]),
             (["--frobnicate"], ["--frobnicate"]),
@@ -59,6 +62,15 @@ final class FlagErrorTests: XCTestCase {
         for flag in [["--format", "tsv"], ["--key-field"]] {
             let result = try runRecurd(["--model", Repository.shakespeareModel.path, "--socket", socket] + flag, in: directory)
             assertCleanError(result, mentions: [flag[0], "--stdin"])
+        }
+    }
+
+    func testRecurd_withBadSocketMode_namesTheFlag() throws {
+        let directory = try makeWorkDirectory(self)
+        let socket = directory.appendingPathComponent("s").path
+        for mode in ["999", "rw-rw-rw-", "1777"] {
+            let result = try runRecurd(["--model", Repository.shakespeareModel.path, "--socket", socket, "--socket-mode", mode], in: directory)
+            assertCleanError(result, mentions: ["--socket-mode", mode])
         }
     }
 

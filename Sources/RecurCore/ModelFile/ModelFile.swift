@@ -110,9 +110,10 @@ extension Model {
 
         var provenance: [String: String] = [:]
         if let text = metadata[ModelFileKey.provenance] {
-            let json = try SafeTensorsJSON.parse(text, what: "metadata 'provenance'")
+            let json = try JSONValue.parseModelFileText(text, what: "metadata 'provenance'")
             guard let members = json.objectMembers else { throw bad("metadata 'provenance' is not a JSON object") }
-            for (key, value) in members {
+            for member in members {
+                let (key, value) = (member.key, member.value)
                 guard let string = value.stringValue else {
                     throw bad("provenance entry '\(key)' is not a string")
                 }
@@ -125,7 +126,7 @@ extension Model {
     private static func parseVocabulary(_ text: String, kind: TokenizerKind, policy: UnknownPolicy,
                                         expectedCount: Int) throws(RecurError) -> Vocabulary {
         // One array plus V strings; a longer list stops the parse before it grows the tree.
-        let json = try SafeTensorsJSON.parse(text, what: "metadata 'vocabulary'", maxValues: expectedCount + 1)
+        let json = try JSONValue.parseModelFileText(text, what: "metadata 'vocabulary'", maxValues: expectedCount + 1)
         guard let elements = json.arrayElements else {
             throw .invalidModelFile("metadata 'vocabulary' is not a JSON array of token strings")
         }
@@ -165,8 +166,8 @@ extension Model {
             ModelFileKey.embeddingSize: String(config.embeddingSize),
             ModelFileKey.tokenizer: vocabulary.kind.rawValue,
             ModelFileKey.unknown: vocabulary.unknownPolicy.rawValue,
-            ModelFileKey.vocabulary: SafeTensorsJSON.stringArray(vocabulary.tokens),
-            ModelFileKey.provenance: SafeTensorsJSON.stringObject(provenance),
+            ModelFileKey.vocabulary: JSONString.stringArray(vocabulary.tokens),
+            ModelFileKey.provenance: JSONString.stringObject(provenance),
         ]
         return SafeTensorsFile.serialize(tensors, metadata: metadata, storage: storage)
     }

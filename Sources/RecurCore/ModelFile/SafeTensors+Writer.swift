@@ -26,7 +26,7 @@ extension SafeTensorsFile {
         var header = "{"
         var members: [String] = []
         if !metadata.isEmpty {
-            members.append("\"__metadata__\":" + SafeTensorsJSON.stringObject(metadata))
+            members.append("\"__metadata__\":" + JSONString.stringObject(metadata))
         }
         var names = Set<String>()
         var offset = 0
@@ -37,7 +37,7 @@ extension SafeTensorsFile {
                          "tensor name '\(tensor.name)' is reserved or used twice")
             let end = offset + tensor.values.count * dtype.byteSize
             let shape = tensor.shape.map(String.init).joined(separator: ",")
-            members.append(SafeTensorsJSON.quote(tensor.name)
+            members.append(JSONString.literal(tensor.name)
                            + ":{\"dtype\":\"\(dtype.rawValue)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(end)]}")
             offset = end
         }

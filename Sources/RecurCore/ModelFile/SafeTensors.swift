@@ -93,14 +93,15 @@ public struct SafeTensorsFile: Sendable {
             throw bad("the header length \(length) runs past the end of the file (\(bytes.count) bytes); is it truncated?")
         }
         let headerEnd = 8 + Int(length)
-        let json = try SafeTensorsJSON.parse(bytes, range: 8..<headerEnd, what: "the header")
+        let json = try JSONValue.parseModelFileText(bytes, range: 8..<headerEnd, what: "the header")
         guard let members = json.objectMembers else { throw bad("the header is not a JSON object") }
 
         var entries: [Entry] = []
         var indexByName: [String: Int] = [:]
         var metadata: [String: String]?
         let dataSize = bytes.count - headerEnd
-        for (name, value) in members {
+        for member in members {
+            let (name, value) = (member.key, member.value)
             if name == "__metadata__" {
                 guard metadata == nil else { throw bad("the header has two \"__metadata__\" entries") }
                 metadata = try Self.parseMetadata(value)
@@ -134,13 +135,14 @@ public struct SafeTensorsFile: Sendable {
         self.indexByName = indexByName
     }
 
-    private static func parseMetadata(_ value: SafeTensorsJSON) throws(RecurError) -> [String: String] {
+    private static func parseMetadata(_ value: JSONValue) throws(RecurError) -> [String: String] {
         if case .null = value { return [:] }
         guard let members = value.objectMembers else {
             throw .invalidModelFile("\"__metadata__\" in the header is not a JSON object")
         }
         var metadata: [String: String] = [:]
-        for (key, value) in members {
+        for member in members {
+            let (key, value) = (member.key, member.value)
             guard let string = value.stringValue else {
                 throw .invalidModelFile("metadata key '\(key)' has a value that is not a string")
             }
@@ -151,11 +153,11 @@ public struct SafeTensorsFile: Sendable {
         return metadata
     }
 
-    private static func parseEntry(name: String, _ value: SafeTensorsJSON,
+    private static func parseEntry(name: String, _ value: JSONValue,
                                    dataStart: Int, dataSize: Int) throws(RecurError) -> Entry {
         func bad(_ message: String) -> RecurError { .invalidModelFile("tensor '\(name)' \(message)") }
         guard let fields = value.objectMembers else { throw bad("is not described by a JSON object") }
-        func field(_ key: String) -> SafeTensorsJSON? { fields.first { $0.key == key }?.value }
+        func field(_ key: String) -> JSONValue? { fields.first { $0.key == key }?.value }
 
         guard let dtypeName = field("dtype")?.stringValue else { throw bad("has no string \"dtype\"") }
         guard let dtype = SafeTensorsDType(rawValue: dtypeName) else {

@@ -10,9 +10,9 @@ public protocol StreamStore: AnyObject, Sendable {
     var logsTokens: Bool { get }
 
     /// Write-ahead: `stream` is about to absorb `tokens` from `offset` (0 after a creation or
-    /// reset); `pendingText` is what its tokenizer holds once they are absorbed. The engine
-    /// steps none of the tokens before `completion(nil)`.
-    func append(stream: String, offset: Int, tokens: [Int32], pendingText: [UInt8],
+    /// reset); `pendingText` is what its tokenizer holds once they are absorbed; `owner` the
+    /// stream's Unix user. The engine steps none of the tokens before `completion(nil)`.
+    func append(stream: String, offset: Int, tokens: [Int32], pendingText: [UInt8], owner: UInt32,
                 completion: @escaping @Sendable ((any Error)?) -> Void)
 
     /// The stream starts over from `snapshot` (a reset: an empty snapshot; a fork target: the
@@ -31,6 +31,9 @@ public protocol StreamStore: AnyObject, Sendable {
 
     /// Whether the store holds a stream of this name (answered from memory).
     func contains(stream: String) -> Bool
+
+    /// The model serving from now on (a reload): stored states are judged by these hashes.
+    func modelChanged(to fingerprint: ModelFingerprint)
 
     /// The stored stream, or nil if there is none. Reads happen off the engine's lock.
     func load(stream: String, completion: @escaping @Sendable (Result<StoredStream?, any Error>) -> Void)

@@ -16,6 +16,11 @@ public struct RecurdConfiguration: Sendable {
     /// An already bound, listening Unix stream socket to serve on instead of binding
     /// `socketPath` (socket activation hands one over as fd 3).
     public var listeningDescriptor: Int32? = nil
+    /// Connections the previous process handed over at its graceful stop (recurd under systemd:
+    /// from the fd store), served on from where they were.
+    public var inheritance: Inheritance? = nil
+    /// The model file, reloaded on SIGHUP; nil leaves SIGHUP's default action (termination).
+    public var modelPath: String? = nil
     /// Read text from stdin and print events to stdout; the daemon ends at end of input.
     public var stdin = false
     /// The stdin output format.
@@ -28,6 +33,15 @@ public struct RecurdConfiguration: Sendable {
     public var maxLineLength = 1 << 20
     /// Connections served at once; one more is told so and closed.
     public var maxConnections = 1024
+    /// Members of this group (by name), like root, see and may use every stream and are not
+    /// held to the per-user limits; nil: root only.
+    public var adminGroup: String? = nil
+    /// Request bytes per second one Unix user may send, over all of its connections; a user
+    /// sending faster is slowed down (its connections are not read meanwhile). nil = no limit.
+    public var maxBytesPerSecondPerUser: Int? = nil
+    /// Mode of the socket file (e.g. 0o666 so every local user may connect); nil leaves it as
+    /// the umask made it.
+    public var socketMode: UInt32? = nil
     /// How long a graceful shutdown (SIGTERM, SIGINT) may take before in-flight work is cancelled.
     public var shutdownGracePeriod: Duration = .seconds(10)
     /// The engine's limits; `engine.defaultTopK` is the k used when a request gives none.
@@ -73,6 +87,18 @@ public struct RecurdConfiguration: Sendable {
         }
         guard store.replayHistory >= 0, store.syncInterval > 0, store.syncInterval.isFinite else {
             throw ConfigurationError("the replay history must be 0 or more tokens and the sync interval a positive number of seconds")
+        }
+        if let limit = engine.maxStreamsPerUser, limit < 1 {
+            throw ConfigurationError("the per-user stream limit \(limit) must be at least 1")
+        }
+        if let rate = maxBytesPerSecondPerUser, rate < 1 {
+            throw ConfigurationError("the per-user byte rate \(rate) must be at least 1 byte per second")
+        }
+        if let socketMode, socketMode > 0o777 {
+            throw ConfigurationError("the socket mode \(String(socketMode, radix: 8)) must be an octal permission from 0 to 777")
+        }
+        if let adminGroup {
+            _ = try AccessPolicy(adminGroupNamed: adminGroup)
         }
         if let problem = StreamName.problem(with: stdinStream, field: "stdin stream") {
             throw ConfigurationError(problem)

@@ -1,4 +1,5 @@
 import NIOCore
+import RecurCore
 
 /// Compact JSON written straight into a `ByteBuffer`: no spaces, members in the order written,
 /// floats with the shortest digits that read back to the same value. Replies are built with

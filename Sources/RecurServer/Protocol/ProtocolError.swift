@@ -19,6 +19,10 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case streamExists = "stream_exists"
     /// Too many requests are queued for the stream, or the connection limit is reached.
     case busy
+    /// The stream belongs to another Unix user (and the caller is neither root nor an admin).
+    case permissionDenied = "permission_denied"
+    /// The caller's user has as many streams as `--max-streams-per-user` allows.
+    case quotaExceeded = "quota_exceeded"
     /// The daemon is shutting down and takes no more work.
     case shuttingDown = "shutting_down"
     /// A failure inside the daemon; the request may be retried.

@@ -8,10 +8,9 @@ import RecurEngine
 struct ReplyEncoder: Sendable {
     let tokens: TokenTable
     let tokenizer: Tokenizer
-    let model: Model
 
+    /// For `model`'s vocabulary (which a reloaded model shares).
     init(model: Model) {
-        self.model = model
         tokens = TokenTable(vocabulary: model.vocabulary)
         tokenizer = Tokenizer(model.vocabulary)
     }
@@ -133,9 +132,11 @@ struct ReplyEncoder: Sendable {
         buffer.writeJSONString(Timestamp.iso8601(info.lastActivity))
         buffer.writeStaticString(",\"pending_bytes\":")
         buffer.writeJSONInt(info.pendingText)
+        buffer.writeStaticString(",\"owner\":")
+        buffer.writeJSONInt(Int(info.owner))
     }
 
-    /// `{"op":"info","stream":S,"offset":N,"scored_tokens":M,"mean_loss":L,"created":T,"last_activity":T,"pending_bytes":P}`.
+    /// `{"op":"info","stream":S,"offset":N,"scored_tokens":M,"mean_loss":L,"created":T,"last_activity":T,"pending_bytes":P,"owner":U}`.
     func info(id: JSONValue?, _ info: StreamInfo, into buffer: inout ByteBuffer) {
         replyHead("info", id: id, stream: info.stream, into: &buffer)
         infoMembers(info, into: &buffer)
@@ -177,7 +178,7 @@ struct ReplyEncoder: Sendable {
     }
 
     /// `{"op":"model","cell":..,"nonlinearity":..,"layers":..,"hidden":..,"embedding":..,"vocab_size":..,"tokenizer":..,"unknown":..,"parameters":..,"provenance":{..}}`.
-    func modelInfo(id: JSONValue?, into buffer: inout ByteBuffer) {
+    func modelInfo(id: JSONValue?, model: Model, into buffer: inout ByteBuffer) {
         let c = model.config
         replyHead("model", id: id, stream: nil, into: &buffer)
         buffer.writeStaticString(",\"cell\":")

@@ -1,3 +1,4 @@
+import RecurCore
 /// The outcome of reading one request line: a request, or the error to send back (with the
 /// request's "id" when it could be read).
 public enum ParsedLine: Sendable, Equatable {

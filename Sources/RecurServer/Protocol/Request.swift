@@ -1,3 +1,4 @@
+import RecurCore
 /// One request line, validated: everything the daemon needs to serve it, nothing left to check
 /// but what only the engine knows (whether the stream exists, whether the text tokenizes).
 public struct Request: Sendable, Equatable {

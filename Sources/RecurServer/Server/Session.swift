@@ -8,7 +8,11 @@ import RecurEngine
 struct Session {
     let engine: StreamEngine
     let client: ClientID
+    /// The connection's user, as the engine knows it.
+    let caller: Caller
     let encoder: ReplyEncoder
+    /// The per-user byte rate this connection's lines are held to; nil when unlimited.
+    let rateLimiter: ByteRateLimiter?
     let limits: RequestLimits
     let defaultTopK: Int
     /// How many connections are open, for stats.
@@ -16,13 +20,15 @@ struct Session {
     /// The stream used by requests that name none: "~<connection id>".
     let privateStream: String
     /// Whether a request may have created the private stream (so closing must end it).
-    private(set) var usedPrivateStream = false
+    var usedPrivateStream = false
 
-    init(engine: StreamEngine, client: ClientID, encoder: ReplyEncoder, configuration: RecurdConfiguration,
-         connectionCount: @escaping @Sendable () -> Int) {
+    init(engine: StreamEngine, client: ClientID, caller: Caller, encoder: ReplyEncoder, configuration: RecurdConfiguration,
+         rateLimiter: ByteRateLimiter?, connectionCount: @escaping @Sendable () -> Int) {
         self.engine = engine
         self.client = client
+        self.caller = caller
         self.encoder = encoder
+        self.rateLimiter = rateLimiter
         limits = configuration.requestLimits
         defaultTopK = configuration.engine.defaultTopK
         self.connectionCount = connectionCount
@@ -31,6 +37,7 @@ struct Session {
 
     /// Serves one frame from the connection.
     mutating func serve(_ frame: InboundLine, writer: inout ReplyWriter) async throws {
+        try await pace(frame)
         switch frame {
         case .tooLong(let limit):
             encoder.error(ProtocolError(.tooLong, "the line is longer than the limit of \(limit) bytes; it was skipped up to its end"),
@@ -49,6 +56,19 @@ struct Session {
             }
         }
         try await writer.flush()
+    }
+
+    /// Waits until the user's byte rate allows this line (its bytes and newline; a skipped
+    /// over-long line counts as the limit). Meanwhile the connection is not read.
+    private func pace(_ frame: InboundLine) async throws {
+        guard let rateLimiter else { return }
+        let bytes: Int
+        switch frame {
+        case .tooLong(let limit): bytes = limit
+        case .line(let line): bytes = line.readableBytes + 1
+        }
+        let wait = rateLimiter.reserve(bytes, for: caller.uid)
+        if wait > 0 { try await Task.sleep(for: .seconds(wait)) }
     }
 
     /// A request that failed after it was parsed; kept apart from write failures, which end
@@ -96,18 +116,20 @@ struct Session {
             encoder.done("end", id: id, stream: name, into: &writer.buffer)
         case .info(let stream):
             let name = streamName(stream)
-            let info = try await engineCall { () async throws(EngineError) in try await engine.info(stream: name) }
+            let info = try await engineCall { () async throws(EngineError) in try await engine.info(stream: name, client: client) }
             encoder.info(id: id, info, into: &writer.buffer)
         case .list:
-            // Other connections' private streams are theirs alone.
-            let visible = await engine.list().filter {
+            // The engine shows only the caller's user's streams (all to an admin); other
+            // connections' private streams are theirs alone.
+            let visible = await engine.list(client: client).filter {
                 !$0.stream.hasPrefix(StreamName.privatePrefix) || $0.stream == privateStream
             }
             encoder.list(id: id, visible, into: &writer.buffer)
         case .stats:
             encoder.stats(id: id, await engine.stats(), connections: connectionCount(), into: &writer.buffer)
         case .model:
-            encoder.modelInfo(id: id, into: &writer.buffer)
+            // The engine's model, which a reload may have replaced since the encoder was made.
+            encoder.modelInfo(id: id, model: engine.model, into: &writer.buffer)
         }
     }
 
@@ -151,7 +173,7 @@ struct Session {
         } while start < text.count
         if offset == nil {
             // No token completed (an empty text, or a word held back): report where the stream stands.
-            offset = try? await engine.info(stream: stream).offset
+            offset = try? await engine.info(stream: stream, client: client).offset
         }
         encoder.feedDone(id: id, stream: stream, tokens: absorbed, offset: offset, into: &writer.buffer)
     }

@@ -1,3 +1,4 @@
+import RecurCore
 /// Splits stdin's bytes into `key<TAB>text` lines for key-field mode, holding at most one
 /// line (up to the length limit) between chunks.
 struct KeyedLineSplitter {

@@ -1,3 +1,5 @@
+import RecurCore
+
 /// A JSON value for the CLI's machine-readable output (`--json`, metrics logs). Object
 /// members keep their order, so output is stable and reads in a sensible order.
 enum JSONText {
@@ -48,25 +50,6 @@ enum JSONText {
         }
     }
 
-    /// `s` as a JSON string literal: quotes, backslashes and control characters escaped.
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
+    /// `s` as a JSON string literal (RecurCore's, as model files write them).
+    static func quote(_ s: String) -> String { JSONString.literal(s) }
 }

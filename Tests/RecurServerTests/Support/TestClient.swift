@@ -1,4 +1,5 @@
 import Foundation
+import RecurCore
 import RecurServer
 import XCTest
 

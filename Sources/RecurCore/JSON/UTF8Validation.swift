@@ -1,9 +1,9 @@
 /// Strict UTF-8 checking (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF), so a
 /// request with broken text gets a clear error instead of silently decoded replacement characters.
-enum UTF8Validation {
+public enum UTF8Validation {
     /// The offset of the first byte that does not start or continue a valid sequence, or nil
     /// when all of `bytes` is valid UTF-8.
-    static func firstInvalidOffset(_ bytes: UnsafeRawBufferPointer) -> Int? {
+    public static func firstInvalidOffset(_ bytes: UnsafeRawBufferPointer) -> Int? {
         let n = bytes.count
         var i = 0
         while i < n {

@@ -4,9 +4,9 @@ import Glibc
 import Darwin
 #endif
 
-/// Why a line is not one JSON value: a sentence naming the byte offset where reading stopped.
+/// Why a text (a request line, a model header) is not one JSON value: a sentence naming the byte offset where reading stopped.
 public struct JSONParseError: Error, Equatable, CustomStringConvertible {
-    /// Byte offset (from 0) in the line where the problem was found.
+    /// Byte offset (from 0) in the text where the problem was found.
     public var offset: Int
     /// What was expected or found there.
     public var reason: String
@@ -22,9 +22,11 @@ extension JSONValue {
 
     /// Parses exactly one JSON value (RFC 8259) surrounded by optional white space.
     /// The bytes must already be valid UTF-8 (see `UTF8Validation`); strings are decoded as is.
+    /// - Parameter maxValues: how many values (containers included) the text may hold, which
+    ///   bounds the parse tree whatever the text's size (a model file's header, say).
     /// - Throws: `JSONParseError` for anything else, including a lone surrogate in a `\u` escape.
-    public static func parse(_ bytes: UnsafeRawBufferPointer) throws(JSONParseError) -> JSONValue {
-        var parser = JSONParser(bytes: bytes)
+    public static func parse(_ bytes: UnsafeRawBufferPointer, maxValues: Int = .max) throws(JSONParseError) -> JSONValue {
+        var parser = JSONParser(bytes: bytes, valuesLeft: maxValues)
         parser.skipSpace()
         let value = try parser.value(depth: 0)
         parser.skipSpace()
@@ -34,31 +36,34 @@ extension JSONValue {
         return value
     }
 
-    /// Parses `bytes`; see `parse(_:)`.
-    public static func parse(_ bytes: [UInt8]) throws(JSONParseError) -> JSONValue {
+    /// Parses `bytes`; see `parse(_:maxValues:)`.
+    public static func parse(_ bytes: [UInt8], maxValues: Int = .max) throws(JSONParseError) -> JSONValue {
         let result: Result<JSONValue, JSONParseError> = bytes.withUnsafeBytes { raw in
-            do throws(JSONParseError) { return .success(try parse(raw)) } catch { return .failure(error) }
+            do throws(JSONParseError) { return .success(try parse(raw, maxValues: maxValues)) } catch { return .failure(error) }
         }
         return try result.get()
     }
 }
 
-/// A recursive-descent reader over one line's bytes.
+/// A recursive-descent reader over one text's bytes (a request line, a model file's header).
 struct JSONParser {
     let bytes: UnsafeRawBufferPointer
     var position = 0
+    /// Values the text may still hold.
+    var valuesLeft: Int
 
-    init(bytes: UnsafeRawBufferPointer) {
+    init(bytes: UnsafeRawBufferPointer, valuesLeft: Int = .max) {
         self.bytes = bytes
+        self.valuesLeft = valuesLeft
     }
 
     func error(_ reason: String) -> JSONParseError {
         JSONParseError(offset: position, reason: reason)
     }
 
-    /// The byte at the current position, quoted for an error message, or "the end of the line".
+    /// The byte at the current position, quoted for an error message, or "the end of the text".
     func describeCurrent() -> String {
-        guard position < bytes.count else { return "the end of the line" }
+        guard position < bytes.count else { return "the end of the text" }
         let b = bytes[position]
         if b >= 0x21 && b < 0x7F { return "'\(Character(Unicode.Scalar(b)))'" }
         return "byte 0x" + String(b, radix: 16, uppercase: true)
@@ -74,7 +79,9 @@ struct JSONParser {
     }
 
     mutating func value(depth: Int) throws(JSONParseError) -> JSONValue {
-        guard position < bytes.count else { throw error("expected a value but the line ended") }
+        guard position < bytes.count else { throw error("expected a value but the text ended") }
+        guard valuesLeft > 0 else { throw error("more values than the limit allows") }
+        valuesLeft -= 1
         switch bytes[position] {
         case UInt8(ascii: "{"): return try object(depth: depth + 1)
         case UInt8(ascii: "["): return try array(depth: depth + 1)
@@ -97,7 +104,7 @@ struct JSONParser {
     }
 
     mutating func object(depth: Int) throws(JSONParseError) -> JSONValue {
-        guard depth <= JSONValue.maxDepth else { throw error("nested more than \(JSONValue.maxDepth) levels deep") }
+        guard depth <= JSONValue.maxDepth else { throw error("nesting deeper than \(JSONValue.maxDepth) levels") }
         position += 1  // {
         var members: [JSONMember] = []
         skipSpace()
@@ -129,7 +136,7 @@ struct JSONParser {
     }
 
     mutating func array(depth: Int) throws(JSONParseError) -> JSONValue {
-        guard depth <= JSONValue.maxDepth else { throw error("nested more than \(JSONValue.maxDepth) levels deep") }
+        guard depth <= JSONValue.maxDepth else { throw error("nesting deeper than \(JSONValue.maxDepth) levels") }
         position += 1  // [
         var elements: [JSONValue] = []
         skipSpace()
@@ -166,6 +173,10 @@ struct JSONParser {
         }
         if bytes[p] == UInt8(ascii: "0") {
             p += 1
+            if p < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[p]) {
+                position = p
+                throw error("a number may not have a leading zero")
+            }
         } else {
             _ = digits(&p)
         }
@@ -214,13 +225,13 @@ struct JSONParser {
                 position += 1
             }
         }
-        throw error("the string is not closed: the line ended before its closing '\"'")
+        throw error("the string is not closed: the text ended before its closing '\"'")
     }
 
     /// One backslash escape, appended to `out` as UTF-8.
     mutating func escape(into out: inout [UInt8]) throws(JSONParseError) {
         position += 1  // backslash
-        guard position < bytes.count else { throw error("the line ended inside an escape") }
+        guard position < bytes.count else { throw error("the text ended inside an escape") }
         let c = bytes[position]
         position += 1
         switch c {
