@@ -3,7 +3,8 @@ import PackageDescription
 
 // Layers, each pointing one way:
 // RecurCore (numerics, no I/O) <- RecurEngine (streams, batching) <- RecurServer (protocol,
-// sockets, stdin) <- executables (recur, recurd).
+// sockets, stdin) <- executables (recur, recurd). RecurSystemd (libsystemd) stands apart; only
+// recurd uses it, plugging into RecurServer through `DaemonObserver`.
 let package = Package(
     name: "Recur",
     platforms: [.macOS(.v14)],
@@ -18,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.95.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // Debian's OpenBLAS (libopenblas-dev), pthread flavour.
@@ -46,14 +48,40 @@ let package = Package(
             dependencies: ["CBLAS", "CDNNL", "CRecurKernels"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
+        // accept4 and memfd_create for handing connections over across a restart.
+        .target(name: "CRecurHandover"),
+        // Debian's libsystemd (libsystemd-dev): sd_notify, the fd store, socket activation, journal.
+        .systemLibrary(
+            name: "CSystemd",
+            pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]
+        ),
+        // recurd as a systemd service: notifications, passed descriptors, journal logging.
+        .target(
+            name: "RecurSystemd",
+            dependencies: [
+                "CSystemd",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "RecurEngine",
             dependencies: ["RecurCore"]
         ),
+        // The state store (durable streams): token log, checkpoints, evicted streams, in SQLite.
+        .target(
+            name: "RecurStore",
+            dependencies: [
+                "RecurEngine",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
         .target(
             name: "RecurServer",
             dependencies: [
+                "CRecurHandover",
                 "RecurEngine",
+                "RecurStore",
                 "CRecurPeer",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -65,6 +93,8 @@ let package = Package(
             name: "recurd",
             dependencies: [
                 "RecurServer",
+                "RecurStore",
+                "RecurSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -84,6 +114,7 @@ let package = Package(
             dependencies: [
                 "RecurCore",
                 "RecurEngine",
+                "RecurStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -116,8 +147,16 @@ let package = Package(
             dependencies: ["RecurEngine"]
         ),
         .testTarget(
+            name: "RecurStoreTests",
+            dependencies: ["RecurStore", "RecurEngine", "RecurCore", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .testTarget(
             name: "RecurServerTests",
             dependencies: ["RecurServer"]
+        ),
+        .testTarget(
+            name: "RecurSystemdTests",
+            dependencies: ["RecurSystemd", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "RecurdTests",

@@ -7,7 +7,10 @@ extension EngineCore {
     /// fork's source) or the queue is empty; a dead stream with an empty queue is removed.
     func advance(_ record: StreamRecord, at now: Moment, finished: inout [Finished]) {
         while let job = record.jobs.first {
-            guard let result = execute(job, on: record, at: now) else { return }
+            guard let result = execute(job, on: record, at: now) else {
+                checkpointIfDue(record)
+                return
+            }
             record.jobs.removeFirst()
             registry.touch(record, at: now)
             if case .failure = result, job.createdStream, record.offset == 0, record.jobs.isEmpty {
@@ -15,22 +18,50 @@ extension EngineCore {
             }
             if let completion = job.completion { finished.append((completion, result)) }
         }
-        if !record.alive { registry.remove(record) }
+        if record.loadError != nil { record.alive = false }
+        if record.alive { checkpointIfDue(record) } else { registry.remove(record) }
     }
 
     /// Does what the job can do now: its result when finished, nil when it must wait.
     private func execute(_ job: Job, on record: StreamRecord, at now: Moment) -> Result<JobOutput, EngineError>? {
+        if let failure = record.loadError { return .failure(failure) }
+        if job.ownerUnchecked, record.alive {
+            job.ownerUnchecked = false
+            do throws(EngineError) {
+                try checkAccess(to: record, by: job.caller)
+            } catch {
+                return .failure(error)
+            }
+        }
         switch job.kind {
         case .forkBarrier:
             return nil
+        case .restore:
+            return restore(job, on: record)
+        case .info:
+            guard record.alive else { return .failure(.unknownStream(record.name)) }
+            return .success(.info(record.info()))
         case .reset:
             guard record.alive else { return .failure(.unknownStream(record.name)) }
+            let empty = emptySnapshot(of: record)
+            switch recorded(job, of: record, "reset", { store, done in store.rebase(empty, historyOf: nil, completion: done) }) {
+            case nil: return nil
+            case .failure(let failure)?: return .failure(failure)
+            case .success?: break
+            }
             record.clear()
+            record.checkpointedOffset = 0
             announce(.reset, of: record, except: job.client,
                      message: "stream \(EngineError.quoted(record.name)) was reset by another client")
             return .success(.done)
         case .end:
             guard record.alive else { return .failure(.unknownStream(record.name)) }
+            let name = record.name
+            switch recorded(job, of: record, "end", { store, done in store.end(stream: name, completion: done) }) {
+            case nil: return nil
+            case .failure(let failure)?: return .failure(failure)
+            case .success?: break
+            }
             announce(.ended, of: record, except: job.client,
                      message: "stream \(EngineError.quoted(record.name)) was ended by another client")
             record.clear()
@@ -39,6 +70,18 @@ extension EngineCore {
             for client in record.subscribers where !later.contains(client) { registry.unsubscribe(client, from: record) }
             return .success(.done)
         case .fork(let target):
+            if record.alive, store != nil {
+                var copy = record.snapshot(fingerprint: fingerprint)
+                copy.stream = target.name
+                copy.created = target.created
+                copy.owner = target.owner
+                let source = record.name
+                switch recorded(job, of: record, "fork", { store, done in store.rebase(copy, historyOf: source, completion: done) }) {
+                case nil: return nil
+                case .failure(let failure)?: return .failure(failure)
+                case .success?: break
+                }
+            }
             return fork(record, into: target)
         case .feedText, .feedTokens:
             if !job.prepared, let failure = prepareFeed(job, on: record, at: now) { return .failure(failure) }
@@ -91,6 +134,7 @@ extension EngineCore {
         target.offset = source.offset
         target.scoredTokens = source.scoredTokens
         target.lossSum = source.lossSum
+        target.checkpointedOffset = source.offset
         return .success(.done)
     }
 
@@ -122,17 +166,28 @@ extension EngineCore {
             registry.changeOwner(of: record, to: job.caller.uid)
         }
         record.encoder = encoder
-        job.durableEnd = tokenLog == nil ? job.tokens.count : 0
+        job.durableEnd = tokenLog == nil && store?.logsTokens != true ? job.tokens.count : 0
         job.events.reserveCapacity(job.tokens.count)
         return nil
     }
 
     /// Appends the feed's next segment to the token log; the stream waits until it is durable.
     private func startLogging(_ job: Job, of record: StreamRecord) {
-        guard let log = tokenLog else { return }
         let start = job.cursor, end = min(job.tokens.count, start + options.maxTokensPerFeedJob)
         let segment = Array(job.tokens[start..<end])
         let name = record.name, offset = record.offset
+        if let store {
+            // What the tokenizer holds once the whole feed is absorbed; an earlier segment
+            // leaves it unknown (the rest of the text), logged as nothing.
+            let pending = end == job.tokens.count ? record.encoder.pendingBytes : []
+            job.logging = true
+            store.append(stream: name, offset: offset, tokens: segment, pendingText: pending, owner: record.owner) { [self] error in
+                let failure = error.map { EngineError.internal("the state store could not log \(segment.count) tokens of stream \(EngineError.quoted(name)): \($0)") }
+                segmentLogged(job, of: record, upTo: end, failure: failure)
+            }
+            return
+        }
+        guard let log = tokenLog else { return }
         job.logging = true
         Task { [self] in
             var failure: EngineError?
@@ -161,5 +216,129 @@ extension EngineCore {
         let clients = record.subscribers.filter { $0 != client }.sorted()
         if clients.isEmpty && (kind == .ended || kind == .reset) { return }
         pendingNotices.append((StreamNotice(stream: record.name, kind: kind, message: message), clients))
+    }
+}
+
+// MARK: The store
+
+extension EngineCore {
+    /// With a store, records a reset, end or fork in it before the operation takes effect:
+    /// nil while the store works, then its verdict. Without a store, success at once.
+    fileprivate func recorded(_ job: Job, of record: StreamRecord, _ what: String,
+                              _ issue: (any StreamStore, @escaping @Sendable ((any Error)?) -> Void) -> Void) -> Result<Void, EngineError>? {
+        guard let store else { return .success(()) }
+        if let failure = job.logFailure { return .failure(failure) }
+        if job.stored { return .success(()) }
+        if job.logging { return nil }
+        job.logging = true
+        let name = record.name
+        issue(store) { [self] error in
+            lock.lock()
+            defer { lock.unlock() }
+            job.logging = false
+            if let error {
+                job.logFailure = .internal("the state store could not record the \(what) of stream \(EngineError.quoted(name)): \(error)")
+            } else {
+                job.stored = true
+            }
+            if phase == .running { markReady(record) }
+        }
+        return nil
+    }
+
+    /// A stream with nothing absorbed, as a reset leaves it.
+    fileprivate func emptySnapshot(of record: StreamRecord) -> StreamSnapshot {
+        StreamSnapshot(stream: record.name, modelHash: fingerprint.model, vocabularyHash: fingerprint.vocabulary,
+                       offset: 0, scoredTokens: 0, lossSum: 0, created: record.created, lastActivity: record.lastActivity,
+                       owner: record.owner, state: [Float](repeating: 0, count: stateSize), logProbs: [], pendingText: [])
+    }
+
+    /// Hands the stream to the store as a checkpoint once it absorbed `checkpointInterval`
+    /// tokens since the last one. Under the lock, between steps (the state is consistent).
+    func checkpointIfDue(_ record: StreamRecord) {
+        guard let store, record.alive, record.restored,
+              record.offset - record.checkpointedOffset >= options.checkpointInterval else { return }
+        store.checkpoint(record.snapshot(fingerprint: fingerprint))
+        record.checkpointedOffset = record.offset
+    }
+
+    /// Brings a stream back from the store: waits for the load (off the lock), applies the
+    /// snapshot, then absorbs the replayed tail in ordinary batched steps, without events.
+    fileprivate func restore(_ job: Job, on record: StreamRecord) -> Result<JobOutput, EngineError>? {
+        guard let store else { preconditionFailure("a restore job on an engine without a store") }
+        if !job.prepared {
+            guard let loaded = job.loaded else {
+                guard !job.logging else { return nil }
+                job.logging = true
+                store.load(stream: record.name) { [self] result in
+                    lock.lock()
+                    defer { lock.unlock() }
+                    job.logging = false
+                    job.loaded = result.mapError {
+                        .internal("stream \(EngineError.quoted(record.name)) could not be loaded from the state store: \($0)")
+                    }
+                    if phase == .running { markReady(record) }
+                }
+                return nil
+            }
+            job.prepared = true
+            let stored: StoredStream
+            switch loaded {
+            case .failure(let failure):
+                record.loadError = failure
+                return .failure(failure)
+            case .success(nil):
+                record.alive = false  // ended meanwhile: later jobs see a missing stream
+                record.restored = true
+                return .success(.done)
+            case .success(let found?):
+                stored = found
+            }
+            if let failure = check(stored) {
+                record.loadError = failure
+                return .failure(failure)
+            }
+            record.apply(stored.snapshot)
+            if let owner = stored.snapshot.owner { registry.changeOwner(of: record, to: owner) }
+            record.encoder = (try? IncrementalEncoder(tokenizer: tokenizer, pending: stored.pendingText))
+                ?? IncrementalEncoder(tokenizer: tokenizer)
+            record.checkpointedOffset = stored.snapshot.offset
+            if let reason = stored.resetReason {
+                pendingNotices.append((StreamNotice(stream: record.name, kind: .reset, message: reason), record.subscribers.sorted()))
+                store.checkpoint(emptySnapshot(of: record))
+            }
+            job.tokens = stored.replay
+            job.cursor = 0
+            job.durableEnd = stored.replay.count
+            job.silent = true
+        }
+        if job.cursor < job.tokens.count {
+            activate(record)
+            return nil
+        }
+        record.restored = true
+        streamsRestored += 1
+        if !job.tokens.isEmpty {
+            // The replay is now in the state: a checkpoint spares the next load from it.
+            store.checkpoint(record.snapshot(fingerprint: fingerprint))
+            record.checkpointedOffset = record.offset
+        }
+        return .success(.done)
+    }
+
+    /// Why a stored stream cannot be used by this model, if it cannot.
+    private func check(_ stored: StoredStream) -> EngineError? {
+        let s = stored.snapshot
+        let problem: String?
+        if s.offset > 0 && (s.state.count != stateSize || s.logProbs.count != vocabularySize) {
+            problem = "its state has \(s.state.count) floats and \(s.logProbs.count) log-probabilities, the model needs \(stateSize) and \(vocabularySize)"
+        } else if s.offset < 0 || s.scoredTokens < 0 || s.scoredTokens > s.offset {
+            problem = "its counters are inconsistent (offset \(s.offset), scored \(s.scoredTokens))"
+        } else if let bad = stored.replay.first(where: { $0 < 0 || Int($0) >= vocabularySize }) {
+            problem = "its log holds the token id \(bad), outside the vocabulary of \(vocabularySize)"
+        } else {
+            problem = nil
+        }
+        return problem.map { .internal("stream \(EngineError.quoted(s.stream)) in the state store cannot be used: \($0)") }
     }
 }

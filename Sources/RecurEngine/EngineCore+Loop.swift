@@ -43,16 +43,22 @@ extension EngineCore {
         var finished: [Finished] = []
         var notices: [(StreamNotice, [ClientID])] = []
         var advancing: [StreamRecord] = []
+        var callbacks: [@Sendable () -> Void] = []
         lock.lock()
         enginePThread = pthread_self()
         var nextSweep = ProcessInfo.processInfo.systemUptime + options.sweepInterval
         while true {
-            while phase == .running && ready.isEmpty && active.isEmpty && pendingNotices.isEmpty {
+            while phase == .running && ready.isEmpty && active.isEmpty && pendingNotices.isEmpty && !control.hasWork {
                 let wait = nextSweep - ProcessInfo.processInfo.systemUptime
                 if wait <= 0 { break }
                 _ = lock.wait(until: Date(timeIntervalSinceNow: wait))
             }
             guard phase == .running else { break }
+            if takeControl(into: &callbacks) {
+                lock.unlock()
+                for callback in callbacks { callback() }
+                hangForever()
+            }
             let now = Moment.now()
             if now.uptime >= nextSweep {
                 sweep(at: now)
@@ -70,10 +76,18 @@ extension EngineCore {
             lock.unlock()
 
             deliver(&finished, &notices, to: handler)
+            for callback in callbacks { callback() }
+            callbacks.removeAll(keepingCapacity: true)
             if !rows.isEmpty { stepRows() }
 
             lock.lock()
             if !rows.isEmpty { commitRows() }
+        }
+        if let store {
+            // Graceful stop: every stream's state goes to the store, between two steps.
+            for record in registry.streams.values where record.alive && record.restored {
+                store.checkpoint(record.snapshot(fingerprint: fingerprint))
+            }
         }
         failEverything(into: &finished)
         active.removeAll()
@@ -84,6 +98,11 @@ extension EngineCore {
         lock.broadcast()
         lock.unlock()
         deliver(&finished, &notices, to: handler)
+    }
+
+    /// TEST ONLY (`StreamEngine.hangForTesting`): the thread never turns again.
+    private func hangForever() -> Never {
+        while true { sleep(3600) }
     }
 
     private func deliver(_ finished: inout [Finished], _ notices: inout [(StreamNotice, [ClientID])],
@@ -109,6 +128,10 @@ extension EngineCore {
     private func sweep(at now: Moment) {
         guard let timeout = options.idleTimeout else { return }
         for record in registry.idle(before: now.uptime - timeout) {
+            if store != nil {
+                moveToStore(record)  // nothing is lost: no notice
+                continue
+            }
             let message = "stream \(EngineError.quoted(record.name)) expired after \(Self.seconds(timeout)) without activity"
             pendingNotices.append((StreamNotice(stream: record.name, kind: .expired, message: message), record.subscribers.sorted()))
             record.alive = false
@@ -167,6 +190,8 @@ extension EngineCore {
                 // The prediction made before this token arrived: the previous step's row.
                 let logprob: Float? = record.offset > 0 ? record.logProbs[Int(token)] : nil
                 logSoftmax(z, count: V, into: record.logProbs.p)
+                row.job.stepLogprob = logprob
+                if row.job.silent { continue }
                 let next = topK(record.logProbs.p, count: V, k: row.job.topK)
                 row.job.events.append(TokenEvent(stream: record.name, offset: record.offset + 1, token: token,
                                                  logprob: logprob, next: next))
@@ -181,7 +206,7 @@ extension EngineCore {
         for row in rows where row.job.prediction == nil {
             let record = row.record, job = row.job
             record.offset += 1
-            if let lp = job.events[job.events.count - 1].logprob {
+            if let lp = job.stepLogprob {
                 record.scoredTokens += 1
                 record.lossSum -= Double(lp)
             }

@@ -10,10 +10,15 @@ import RecurCore
 final class EngineCore: @unchecked Sendable {
     enum Phase { case idle, running, stopping, stopped }
 
-    let model: Model
+    /// (lock) Swapped only by the engine thread between steps (`replaceModel`).
+    var model: Model
     let options: EngineOptions
     let tokenizer: Tokenizer
     let tokenLog: (any TokenLog)?
+    /// The state store: token log (when it logs), checkpoints, evicted streams.
+    let store: (any StreamStore)?
+    /// (lock) The serving model's hashes, which checkpoints carry.
+    var fingerprint: ModelFingerprint
     /// V and the floats of one stream's state.
     let vocabularySize: Int
     let stateSize: Int
@@ -33,6 +38,9 @@ final class EngineCore: @unchecked Sendable {
     /// (lock) Counters for `stats`.
     var startUptime: Double = 0
     var tokensAbsorbed = 0
+    /// (lock) Streams moved to the store (eviction, expiry) and brought back.
+    var streamsStored = 0
+    var streamsRestored = 0
     var stepsTaken = 0
     var rowsStepped = 0
     var meter = ThroughputMeter()
@@ -42,7 +50,10 @@ final class EngineCore: @unchecked Sendable {
     /// (engine thread) Streams whose head job takes a row in each step, in round-robin order.
     var active: [StreamRecord] = []
     var rotation = 0
-    let stepper: Stepper
+    /// (engine thread; swapped under the lock between steps)
+    var stepper: Stepper
+    /// (lock) Heartbeats, a model swap, the test-only hang.
+    var control = EngineControl()
     /// (maxBatch rows): the states of the rows being stepped, gathered from their streams.
     let batch: StateBatch
     /// (maxBatch): the token of each row.
@@ -57,11 +68,14 @@ final class EngineCore: @unchecked Sendable {
         let state: UnsafeMutablePointer<Float>
     }
 
-    init(model: Model, options: EngineOptions, tokenLog: (any TokenLog)?) {
+    init(model: Model, options: EngineOptions, tokenLog: (any TokenLog)?, store: (any StreamStore)?) {
         options.check()
+        precondition(tokenLog == nil || store == nil, "give an engine a token log or a store, not both")
         self.model = model
         self.options = options
         self.tokenLog = tokenLog
+        self.store = store
+        fingerprint = ModelFingerprint(of: model)
         tokenizer = Tokenizer(model.vocabulary)
         vocabularySize = model.config.vocabularySize
         stateSize = model.config.stateSize
@@ -87,14 +101,33 @@ final class EngineCore: @unchecked Sendable {
         let record: StreamRecord
         if let existing = registry[name] {
             record = existing
-            try checkAccess(to: record, by: caller)
+            if record.restored {
+                try checkAccess(to: record, by: caller)
+            } else {
+                job.ownerUnchecked = true  // checked when the restore has named the owner
+            }
             try checkQueue(of: record)
+        } else if let stored = try restoreStream(name, for: caller, at: now) {
+            record = stored
+            job.ownerUnchecked = true
         } else {
             guard create else { throw .unknownStream(name) }
             record = try createStream(name, for: caller, at: now)
             job.createdStream = true
         }
         enqueue(job, on: record, at: now)
+    }
+
+    /// Registers a stream the store holds, with a `restore` job at the head of its queue; nil
+    /// when the store has no such stream. Its owner is checked when the restore has run (the
+    /// jobs queued behind it are checked against the stored owner then). Under the lock.
+    private func restoreStream(_ name: String, for caller: Caller, at now: Moment,
+                               keeping kept: StreamRecord? = nil) throws(EngineError) -> StreamRecord? {
+        guard let store, store.contains(stream: name) else { return nil }
+        let record = try createStream(name, for: caller, at: now, keeping: kept)
+        record.restored = false
+        enqueue(Job(kind: .restore, client: nil, completion: nil), on: record, at: now)
+        return record
     }
 
     /// Who `client` is. Under the lock.
@@ -109,17 +142,28 @@ final class EngineCore: @unchecked Sendable {
         defer { lock.unlock() }
         try checkAccepting()
         let caller = caller(of: client)
-        guard let from = registry[source], from.alive else { throw .unknownStream(source) }
-        try checkAccess(to: from, by: caller)
-        guard registry[target] == nil else { throw .streamExists(target) }
-        try checkQueue(of: from)
         let now = Moment.now()
+        let resident = registry[source]
+        guard resident?.alive ?? store?.contains(stream: source) ?? false else { throw .unknownStream(source) }
+        if let resident, resident.restored { try checkAccess(to: resident, by: caller) }
+        guard registry[target] == nil, store?.contains(stream: target) != true else { throw .streamExists(target) }
+        // A stored source is registered only now that the fork is known to be acceptable.
+        let from: StreamRecord
+        if let resident {
+            from = resident
+        } else if let stored = try restoreStream(source, for: caller, at: now) {
+            from = stored
+        } else {
+            throw .unknownStream(source)
+        }
+        try checkQueue(of: from)
         registry.touch(from, at: now)
         let into = try createStream(target, for: caller, at: now, keeping: from)
         enqueue(Job(kind: .forkBarrier, client: nil, completion: nil), on: into, at: now)
         registry.subscribe(client, to: into)
         let job = Job(kind: .fork(target: into), client: client, completion: completion)
         job.caller = caller
+        job.ownerUnchecked = !from.restored
         enqueue(job, on: from, at: now)
     }
 
@@ -152,6 +196,10 @@ final class EngineCore: @unchecked Sendable {
             guard let victim = registry.leastRecentlyActiveIdle(except: kept) else {
                 throw .busy("the engine holds its maximum of \(options.maxResidentStreams) streams and every one is busy; try again shortly")
             }
+            if store != nil {
+                moveToStore(victim)
+                return insertStream(name, owner: caller.uid, at: now)
+            }
             let notice = StreamNotice(
                 stream: victim.name, kind: .evicted,
                 message: "stream \(EngineError.quoted(victim.name)) was evicted: the engine holds at most \(options.maxResidentStreams) streams and it was the least recently active idle one")
@@ -160,9 +208,30 @@ final class EngineCore: @unchecked Sendable {
             registry.remove(victim)
             lock.broadcast()
         }
-        let record = StreamRecord(name: name, owner: caller.uid, config: model.config, tokenizer: tokenizer, now: now)
+        return insertStream(name, owner: caller.uid, at: now)
+    }
+
+    private func insertStream(_ name: String, owner: UInt32, at now: Moment) -> StreamRecord {
+        let record = StreamRecord(name: name, owner: owner, config: model.config, tokenizer: tokenizer, now: now)
         registry.insert(record)
         return record
+    }
+
+    /// A new model serves from now on: checkpoints carry its hashes, and the store judges stored
+    /// states by them. Under the lock.
+    func useFingerprint(_ new: ModelFingerprint) {
+        fingerprint = new
+        store?.modelChanged(to: new)
+    }
+
+    /// Moves an idle stream (nothing queued) from memory to the store. Nothing is lost, so no
+    /// client is told; its next request brings it back. Under the lock.
+    func moveToStore(_ record: StreamRecord) {
+        precondition(record.jobs.isEmpty && record.restored, "stream '\(record.name)' is busy and cannot be stored")
+        if record.alive { store?.checkpoint(record.snapshot(fingerprint: fingerprint)) }
+        record.alive = false
+        registry.remove(record)
+        streamsStored += 1
     }
 
     private func enqueue(_ job: Job, on record: StreamRecord, at now: Moment) {
@@ -182,20 +251,27 @@ final class EngineCore: @unchecked Sendable {
 
     // MARK: Quick reads (any thread)
 
-    func info(_ name: String, client: ClientID?) throws(EngineError) -> StreamInfo {
+    /// The stream's info now, or nil when it must be restored from the store first (then
+    /// `info` is queued as a job, and access is checked once the stored owner is known).
+    func info(_ name: String, client: ClientID?) throws(EngineError) -> StreamInfo? {
         lock.lock()
         defer { lock.unlock() }
         try checkAccepting()
-        guard let record = registry[name], record.alive else { throw .unknownStream(name) }
-        try checkAccess(to: record, by: caller(of: client))
-        return record.info()
+        if let record = registry[name] {
+            guard record.restored else { return nil }
+            guard record.alive else { throw .unknownStream(name) }
+            try checkAccess(to: record, by: caller(of: client))
+            return record.info()
+        }
+        guard store?.contains(stream: name) == true else { throw .unknownStream(name) }
+        return nil
     }
 
     func list(client: ClientID?) -> [StreamInfo] {
         lock.lock()
         defer { lock.unlock() }
         let caller = caller(of: client)
-        return registry.streams.values.filter { $0.alive && $0.allows(caller) }.map { $0.info() }.sorted { $0.stream.utf8.lexicographicallyPrecedes($1.stream.utf8) }
+        return registry.streams.values.filter { $0.alive && $0.restored && $0.allows(caller) }.map { $0.info() }.sorted { $0.stream.utf8.lexicographicallyPrecedes($1.stream.utf8) }
     }
 
     func stats() -> EngineStats {

@@ -21,6 +21,9 @@ public struct EngineOptions: Sendable {
     public var maxTokensPerFeedJob = 256
     /// Jobs (requests) queued on one stream beyond this → `EngineError.busy`.
     public var maxQueuedJobsPerStream = 64
+    /// With a store: a stream that absorbed this many tokens since its last checkpoint is
+    /// checkpointed again, which bounds what recovery replays per stream.
+    public var checkpointInterval = 4096
     /// Seconds between idle-expiry sweeps of the engine thread (small in tests).
     public var sweepInterval: Double = 1
 
@@ -37,6 +40,7 @@ public struct EngineOptions: Sendable {
         precondition(idleTimeout.map { $0 > 0 } ?? true, "idleTimeout \(String(describing: idleTimeout)) must be positive or nil")
         precondition(maxTokensPerFeedJob >= 1, "maxTokensPerFeedJob \(maxTokensPerFeedJob) must be at least 1")
         precondition(maxQueuedJobsPerStream >= 1, "maxQueuedJobsPerStream \(maxQueuedJobsPerStream) must be at least 1")
+        precondition(checkpointInterval >= 1, "checkpointInterval \(checkpointInterval) must be at least 1")
         precondition(sweepInterval > 0, "sweepInterval \(sweepInterval) must be positive")
     }
 }

@@ -4,6 +4,7 @@ import RecurCore
 enum JobOutput: Sendable {
     case events([TokenEvent])
     case predictions([TokenProbability])
+    case info(StreamInfo)
     case done
 }
 
@@ -28,6 +29,11 @@ final class Job: @unchecked Sendable {
         case fork(target: StreamRecord)
         /// Holds a fork target's queue until the source's `fork` job has copied the state.
         case forkBarrier
+        /// Brings a stream back from the store (the engine's own job, at the head of a stream
+        /// that was not resident): load, apply the snapshot, absorb the replayed tail silently.
+        case restore
+        /// `info` on a stream that has to be restored first.
+        case info
     }
 
     let kind: Kind
@@ -52,6 +58,17 @@ final class Job: @unchecked Sendable {
     var logging = false
     var logFailure: EngineError?
     var events: [TokenEvent] = []
+    /// Feed or restore: the logprob of the row just stepped, for the counters.
+    var stepLogprob: Float?
+    /// Restore: absorb without making events (the replayed tail was acknowledged before).
+    var silent = false
+    /// Reset, end, fork with a store: the store's answer is awaited (`logging` while it is).
+    var stored = false
+    /// Queued behind a restore: the stream's owner was not known at submission, so access is
+    /// checked when the job runs.
+    var ownerUnchecked = false
+    /// Restore: the store's answer, once it came.
+    var loaded: Result<StoredStream?, EngineError>?
     /// Predict: the continuation being generated.
     var prediction: PredictionRun?
 
@@ -65,7 +82,7 @@ final class Job: @unchecked Sendable {
     /// The head job wants a row in the next batched step.
     var wantsStep: Bool {
         switch kind {
-        case .feedText, .feedTokens: prepared && logFailure == nil && cursor < durableEnd
+        case .feedText, .feedTokens, .restore: prepared && logFailure == nil && cursor < durableEnd
         case .predict: prediction.map { !$0.isFinished } ?? false
         default: false
         }

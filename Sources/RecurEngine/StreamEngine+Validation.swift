@@ -28,7 +28,7 @@ extension StreamEngine {
     }
 
     func checkTokens(_ tokens: [Int32]) throws(EngineError) {
-        let V = model.config.vocabularySize
+        let V = core.vocabularySize  // fixed for the engine's life (a replacement model keeps it)
         for (i, token) in tokens.enumerated() where token < 0 || Int(token) >= V {
             throw .badValue("token id \(token) at position \(i) is outside the model's vocabulary of \(V) tokens")
         }

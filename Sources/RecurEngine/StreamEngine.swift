@@ -12,23 +12,34 @@ import RecurCore
 public final class StreamEngine: Sendable {
     let core: EngineCore
 
-    /// The model every stream runs.
-    public var model: Model { core.model }
+    /// The model every stream runs (the latest one after `replaceModel`).
+    public var model: Model {
+        core.lock.lock()
+        defer { core.lock.unlock() }
+        return core.model
+    }
     /// The limits this engine was made with.
     public var options: EngineOptions { core.options }
 
     /// An engine over `model`; with a `tokenLog`, every feed is appended to it before it is
-    /// absorbed (durability, see `TokenLog`).
-    public init(model: Model, options: EngineOptions = .init(), tokenLog: (any TokenLog)? = nil) {
-        core = EngineCore(model: model, options: options, tokenLog: tokenLog)
+    /// absorbed (durability, see `TokenLog`). With a `store` (not both), the store logs feeds
+    /// when it `logsTokens`, receives checkpoints, evicted and expired streams, and brings
+    /// stored streams back on their next request (docs/ENGINE.md, "Durability").
+    public init(model: Model, options: EngineOptions = .init(), tokenLog: (any TokenLog)? = nil,
+                store: (any StreamStore)? = nil) {
+        core = EngineCore(model: model, options: options, tokenLog: tokenLog, store: store)
     }
+
+    /// The hashes stored states are tagged with.
+    public var fingerprint: ModelFingerprint { core.fingerprint }
 
     /// Starts the stepping thread; call once. Requests made before wait until then.
     /// `shutdown()` stops it (pending jobs fail with `.shuttingDown`).
     public func start() { core.start() }
 
     /// Stops the stepping thread after its current step, fails every pending and later request
-    /// with `.shuttingDown`, and drops all streams. Returns when the thread has stopped.
+    /// with `.shuttingDown`, and drops all streams (with a store: after handing a checkpoint of
+    /// every stream to it). Returns when the thread has stopped.
     public func shutdown() { core.shutdown() }
 
     /// Notices go here (set once, before start). Called from the engine thread: must not block.
@@ -116,15 +127,19 @@ public final class StreamEngine: Sendable {
         _ = try await core.perform(on: stream, create: false) { Job(kind: .end, client: client, completion: $0) }
     }
 
-    /// The stream as it is now: queued requests not yet run are not reflected.
+    /// The stream as it is now: queued requests not yet run are not reflected (except for a
+    /// stream in the store, which is brought back first, after the requests queued on it).
     /// `.permissionDenied` if `client` may not use it (nil: the daemon's own process).
     public func info(stream: String, client: ClientID? = nil) async throws(EngineError) -> StreamInfo {
         try checkName(stream)
-        return try core.info(stream, client: client)
+        if let info = try core.info(stream, client: client) { return info }
+        let output = try await core.perform(on: stream, create: false) { Job(kind: .info, client: client, completion: $0) }
+        guard case .info(let info) = output else { preconditionFailure("an info finished with \(output)") }
+        return info
     }
 
     /// Every resident stream `client` may use (all of them for an admin), by name (UTF-8 byte
-    /// order). nil: the daemon's own process.
+    /// order); streams in the store are not listed. nil: the daemon's own process.
     public func list(client: ClientID? = nil) async -> [StreamInfo] { core.list(client: client) }
 
     /// Says who `client` is, before its first request: the streams it creates belong to

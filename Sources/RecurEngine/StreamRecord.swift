@@ -35,6 +35,13 @@ final class StreamRecord: @unchecked Sendable {
     var needsAdvance = false
     /// (engine thread) In the engine's active list: its head job wants a row in the next step.
     var isActive = false
+    /// (lock) False while the stream is being brought back from the store (a `restore` job
+    /// heads its queue); such a record is neither listed, checkpointed nor evicted.
+    var restored = true
+    /// (lock) The store could not bring the stream back: every job queued on it fails so.
+    var loadError: EngineError?
+    /// (lock) The offset of the last checkpoint handed to the store.
+    var checkpointedOffset = 0
     /// (lock) Neighbours in the registry's least-recently-active list.
     weak var lruPrevious: StreamRecord?
     var lruNext: StreamRecord?
@@ -66,6 +73,28 @@ final class StreamRecord: @unchecked Sendable {
         encoder = IncrementalEncoder(tokenizer: encoder.tokenizer)
     }
 
+    /// Everything the store needs to bring the stream back. Engine thread, or under the lock
+    /// when the stream has nothing queued (then nobody touches its buffers).
+    func snapshot(fingerprint: ModelFingerprint) -> StreamSnapshot {
+        StreamSnapshot(stream: name, modelHash: fingerprint.model, vocabularyHash: fingerprint.vocabulary,
+                       offset: offset, scoredTokens: scoredTokens, lossSum: lossSum, created: created,
+                       lastActivity: lastActivity, owner: owner, state: state.array,
+                       logProbs: offset > 0 ? logProbs.array : [], pendingText: encoder.pendingBytes)
+    }
+
+    /// Takes over a stored stream's state and counters. Engine thread. The caller has checked
+    /// the sizes.
+    func apply(_ snapshot: StreamSnapshot) {
+        offset = snapshot.offset
+        scoredTokens = snapshot.scoredTokens
+        lossSum = snapshot.lossSum
+        created = snapshot.created
+        state.zero()
+        if snapshot.offset > 0 {
+            state.p.update(from: snapshot.state, count: snapshot.state.count)
+            logProbs.p.update(from: snapshot.logProbs, count: snapshot.logProbs.count)
+        }
+    }
     /// Whether `caller` may use the stream: its owner, or an admin.
     func allows(_ caller: Caller) -> Bool { caller.actsOnAll || caller.uid == owner }
 

@@ -62,6 +62,9 @@ struct StreamRegistry {
         linkAtTail(record)
     }
 
+    /// The names of the streams `client` is subscribed to.
+    func subscriptions(of client: ClientID) -> Set<String> { byClient[client] ?? [] }
+
     mutating func subscribe(_ client: ClientID, to record: StreamRecord) {
         guard record.subscribers.insert(client).inserted else { return }
         byClient[client, default: []].insert(record.name)

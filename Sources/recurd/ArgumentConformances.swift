@@ -1,9 +1,11 @@
 import ArgumentParser
 import Logging
 import RecurServer
+import RecurStore
 
 // swift-log's levels (trace ... critical) and the stdin output formats (json, tsv) are String
 // raw values with every case listed, which is all ArgumentParser needs to parse them and to
 // list the choices in --help.
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 extension RecurdConfiguration.OutputFormat: ExpressibleByArgument {}
+extension Durability: ExpressibleByArgument {}

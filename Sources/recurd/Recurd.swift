@@ -3,6 +3,8 @@ import Logging
 import RecurCore
 import RecurEngine
 import RecurServer
+import RecurStore
+import RecurSystemd
 
 #if canImport(Glibc)
 import Glibc
@@ -24,7 +26,25 @@ struct Recurd: AsyncParsableCommand {
             --socket, programs connect to a Unix socket and speak newline-delimited JSON \
             (docs/PROTOCOL.md; try it with 'socat - UNIX-CONNECT:PATH'). Both may run at once. \
             SIGTERM or SIGINT shuts down gracefully: work in flight finishes, then the socket \
-            file is removed. Diagnostics go to stderr.
+            file is removed. SIGHUP reloads the model file: a model with the same vocabulary \
+            and state shape takes over every stream, anything else is refused and the old \
+            model keeps serving. Diagnostics go to stderr, or to the journal under systemd. \
+            Under systemd (docs/OPERATIONS.md) recurd is a Type=notify service with a \
+            watchdog, takes its socket from recurd.socket (FileDescriptorName=recurd) and \
+            needs no --socket.
+
+            Without --state-dir, streams live in memory only: a restart loses them, and \
+            streams beyond --max-streams or --idle-timeout are dropped (their clients are told). \
+            With --state-dir DIR (created 0700; files 0600), streams are durable: feeds are \
+            logged before any event acknowledges them, every stream is checkpointed every \
+            --checkpoint-interval tokens and at a graceful stop, evicted and expired streams \
+            are moved to DIR and come back on their next request, and after a restart or a \
+            crash each stream is restored on its first request (checkpoint + replay of the \
+            logged tail). --durability: strict = each feed segment is fsynced before it is \
+            acknowledged (survives power loss); batched = written to the log before it is \
+            acknowledged, fsynced every --sync-interval seconds (survives a crash or kill -9 \
+            of recurd, not a power loss); off = no log, streams saved only when evicted, \
+            expired or at a graceful stop (a crash loses what they absorbed since).
             """,
         version: version)
 
@@ -58,6 +78,21 @@ struct Recurd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Expire a stream after this many seconds without activity, telling its clients; 0 never expires.", valueName: "seconds"))
     var idleTimeout: Double = EngineOptions().idleTimeout ?? 0
 
+    @Option(help: ArgumentHelp("Keep streams durably in this directory (created 0700 if missing): token log, checkpoints, evicted streams. Without it streams live in memory only.", valueName: "dir"))
+    var stateDir: String?
+
+    @Option(help: ArgumentHelp("With --state-dir: strict (fsync before acknowledging; survives power loss), batched (logged before acknowledging, fsync every --sync-interval; survives a crash or kill -9), off (no log; saved at eviction, expiry and graceful stop only) (default: strict).", valueName: "mode"))
+    var durability: Durability?
+
+    @Option(help: ArgumentHelp("With --state-dir: checkpoint a stream after this many tokens, which bounds what recovery replays per stream (default: \(EngineOptions().checkpointInterval)).", valueName: "tokens"))
+    var checkpointInterval: Int?
+
+    @Option(help: ArgumentHelp("With --durability batched: seconds between fsyncs of the log (default: 1).", valueName: "seconds"))
+    var syncInterval: Double?
+
+    @Option(help: ArgumentHelp("With --state-dir: keep a stream's whole token log while it has absorbed at most this many tokens, so that a model change can rebuild it by replay (beyond, it is reset, with a notice) (default: \(StateStore.Options().replayHistory)).", valueName: "tokens"))
+    var replayHistory: Int?
+
     @Option(help: ArgumentHelp("Members of this group, like root, see and may use every user's streams and are exempt from the per-user limits.", valueName: "group"))
     var adminGroup: String?
 
@@ -70,12 +105,23 @@ struct Recurd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Permissions of the socket file in octal, e.g. 666 to let every local user connect (streams stay private to their owner); default: as the umask makes it.", valueName: "mode"))
     var socketMode: String?
 
-    @Option(help: ArgumentHelp("Diagnostics at this level and above go to stderr.", valueName: "level"))
+    @Option(help: ArgumentHelp("Diagnostics at this level and above are logged.", valueName: "level"))
     var logLevel: Logger.Level = .info
 
+    @Option(help: ArgumentHelp("Where diagnostics go: stderr (one line each), journal (structured entries with RECUR_* fields), or auto: the journal when stderr is connected to it (JOURNAL_STREAM), else stderr.", valueName: "target"))
+    var log: LogTarget = .auto
+
+    /// Where diagnostics go.
+    enum LogTarget: String, CaseIterable, ExpressibleByArgument {
+        case auto, stderr, journal
+    }
+
+    /// The descriptors systemd passed (socket activation, the fd store), taken once at start.
+    static let passedDescriptors = ListenedDescriptors.take()
+
     func validate() throws {
-        if socket == nil && !stdin {
-            throw ValidationError("give --socket PATH to serve clients, --stdin to read a pipe, or both")
+        if socket == nil && !stdin && Self.activationSocket == nil {
+            throw ValidationError("give --socket PATH to serve clients, --stdin to read a pipe, or both (or start recurd from recurd.socket)")
         }
         if let socket {
             try Self.validateSocketPath(socket)
@@ -96,6 +142,23 @@ struct Recurd: AsyncParsableCommand {
         }
         if maxStreams < 1 {
             throw ValidationError("--max-streams must be at least 1, got \(maxStreams)")
+        }
+        if stateDir == nil {
+            let given: [(String, Bool)] = [("--durability", durability != nil), ("--checkpoint-interval", checkpointInterval != nil),
+                                           ("--sync-interval", syncInterval != nil), ("--replay-history", replayHistory != nil)]
+            if let (flag, _) = given.first(where: \.1) {
+                throw ValidationError("\(flag) applies to durable streams only; add --state-dir DIR")
+            }
+        }
+        if let stateDir, stateDir.isEmpty { throw ValidationError("--state-dir must name a directory") }
+        if let checkpointInterval, checkpointInterval < 1 {
+            throw ValidationError("--checkpoint-interval must be at least 1 token, got \(checkpointInterval)")
+        }
+        if let syncInterval, !(syncInterval > 0 && syncInterval.isFinite) {
+            throw ValidationError("--sync-interval must be a positive number of seconds, got \(syncInterval)")
+        }
+        if let replayHistory, replayHistory < 0 {
+            throw ValidationError("--replay-history must be 0 or more tokens, got \(replayHistory)")
         }
         if maxStreamsPerUser < 0 {
             throw ValidationError("--max-streams-per-user must be 0 (no limit) or more, got \(maxStreamsPerUser)")
@@ -143,10 +206,31 @@ struct Recurd: AsyncParsableCommand {
         }
     }
 
+    /// The listening socket systemd passed: the one named "recurd" (FileDescriptorName= of
+    /// recurd.socket), or the only one when it has no name.
+    static var activationSocket: Int32? {
+        let passed = passedDescriptors
+        if let named = passed.first(where: { $0.name == "recurd" }) { return named.descriptor }
+        // The socket a previous recurd bound itself (--socket) and stored across a restart.
+        if let stored = passed.first(where: { $0.name == "recurd-listen" }) { return stored.descriptor }
+        if passed.count == 1, passed[0].name == "unknown" || passed[0].name.hasSuffix(".socket") { return passed[0].descriptor }
+        return nil
+    }
+
     /// Octal permission bits ("660", "0666"), nil when not octal or above 777.
     static func parseMode(_ text: String) -> UInt32? {
         guard !text.isEmpty, text.count <= 4, let mode = UInt32(text, radix: 8), mode <= 0o777 else { return nil }
         return mode
+    }
+
+    /// What the previous recurd handed over through systemd's fd store at its graceful stop:
+    /// the state memfd and the connection sockets.
+    static var inheritance: Inheritance? {
+        let passed = passedDescriptors
+        guard let state = passed.first(where: { $0.name == "recurd-handover" }) else { return nil }
+        var connections: [String: Int32] = [:]
+        for d in passed where d.name.hasPrefix("recurd-conn-") { connections[d.name] = d.descriptor }
+        return Inheritance(state: state.descriptor, connections: connections)
     }
 
     /// The server's configuration for these flags.
@@ -155,15 +239,28 @@ struct Recurd: AsyncParsableCommand {
         engine.defaultTopK = topK
         engine.maxResidentStreams = maxStreams
         engine.idleTimeout = idleTimeout > 0 ? idleTimeout : nil
+        if let checkpointInterval { engine.checkpointInterval = checkpointInterval }
         engine.maxStreamsPerUser = maxStreamsPerUser > 0 ? maxStreamsPerUser : nil
         var configuration = RecurdConfiguration()
-        configuration.socketPath = socket
+        // A socket systemd passed wins over --socket (which then names the same path for when
+        // recurd runs without its socket unit); systemd owns that file, so it is not removed.
+        if let passed = Self.activationSocket {
+            configuration.listeningDescriptor = passed
+        } else {
+            configuration.socketPath = socket
+        }
+        configuration.modelPath = model
+        configuration.inheritance = Self.inheritance
         configuration.stdin = stdin
         configuration.format = format ?? .json
         configuration.keyField = keyField
         configuration.maxLineLength = maxLine.bytes
         configuration.maxConnections = maxConnections
         configuration.engine = engine
+        configuration.stateDirectory = stateDir
+        if let durability { configuration.store.durability = durability }
+        if let syncInterval { configuration.store.syncInterval = syncInterval }
+        if let replayHistory { configuration.store.replayHistory = replayHistory }
         configuration.adminGroup = adminGroup
         configuration.maxBytesPerSecondPerUser = maxBytesPerSecondPerUser.bytes > 0 ? maxBytesPerSecondPerUser.bytes : nil
         configuration.socketMode = socketMode.flatMap(Self.parseMode)
@@ -172,24 +269,42 @@ struct Recurd: AsyncParsableCommand {
 
     func run() async throws {
         let level = logLevel
-        LoggingSystem.bootstrap { DaemonLogHandler(label: $0, level: level) }
+        if log == .journal || (log == .auto && Journal.standardErrorIsJournal()) {
+            LoggingSystem.bootstrap { _ in JournalLogHandler(identifier: "recurd", level: level) }
+        } else {
+            LoggingSystem.bootstrap { DaemonLogHandler(label: $0, level: level) }
+        }
         var logger = Logger(label: "recurd")
         logger.logLevel = level
+        let notifier = SystemdNotifier()
 
-        if let socket { try Self.checkSocketDirectory(socket) }
+        if let socket, Self.activationSocket == nil { try Self.checkSocketDirectory(socket) }
         let loaded: Model
         do {
             loaded = try Model(contentsOf: model)
         } catch {
+            notifier.notify(["STATUS=cannot load the model '\(model)': \(error.sentence)", "ERRNO=22"])
             throw RecurdError("cannot load the model '\(model)': \(error.sentence)")
         }
         logger.info("loaded \(model): \(loaded.config.cell.rawValue) \(loaded.config.layers)×\(loaded.config.hiddenSize), \(loaded.vocabulary.kind.rawValue) vocabulary of \(loaded.vocabulary.count)")
         do {
-            try await runDaemon(configuration: daemonConfiguration, model: loaded, logger: logger)
+            let observer = SystemdObserver(notifier: notifier, logger: logger, hangEngineAfter: Self.testHangEngineAfter())
+            try await runDaemon(configuration: daemonConfiguration, model: loaded, logger: logger, observer: observer)
         } catch let error as RecurdError {
             throw error
         } catch {
             throw RecurdError("\(error)")
         }
+    }
+}
+
+extension Recurd {
+    /// TEST ONLY: `RECURD_TEST_HANG_ENGINE_AFTER=SECONDS` hangs the engine's stepping thread that
+    /// long after start, so that the watchdog test can see systemd restart a hung daemon. Never
+    /// set it in production.
+    static func testHangEngineAfter() -> Duration? {
+        guard let value = getenv("RECURD_TEST_HANG_ENGINE_AFTER").map({ String(cString: $0) }),
+              let seconds = Double(value), seconds >= 0, seconds.isFinite else { return nil }
+        return .milliseconds(Int64(seconds * 1000))
     }
 }

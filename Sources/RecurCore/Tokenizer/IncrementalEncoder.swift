@@ -19,6 +19,23 @@ public struct IncrementalEncoder: Sendable {
     /// or space run that the next chunk may still extend.
     public var pendingByteCount: Int { heldBytes.count + segmenter.pending.count }
 
+    /// The held-back bytes themselves, in stream order: what a saved stream keeps so that
+    /// `init(tokenizer:pending:)` can continue it.
+    public var pendingBytes: [UInt8] { segmenter.pending + heldBytes }
+
+    /// Continues a stream whose encoder held `pending` (its `pendingBytes`) when it was saved.
+    /// - Throws: `.tokenization` if the bytes are not something an encoder holds back (they
+    ///   would produce tokens at once), which means they did not come from `pendingBytes`.
+    public init(tokenizer: Tokenizer, pending: [UInt8]) throws(RecurError) {
+        self.init(tokenizer: tokenizer)
+        guard !pending.isEmpty else { return }
+        let ids = try feed(pending)
+        guard ids.isEmpty, pendingByteCount == pending.count else {
+            throw .tokenization("\(pending.count) saved pending bytes are not an unfinished sequence or word of this tokenizer")
+        }
+        offset = 0
+    }
+
     /// Starts a stream; sharing one `Tokenizer` between encoders avoids rebuilding its tables.
     public init(tokenizer: Tokenizer) {
         self.tokenizer = tokenizer

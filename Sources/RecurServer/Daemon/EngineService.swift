@@ -7,15 +7,18 @@ import ServiceLifecycle
 public struct EngineService: Service {
     /// The engine this service runs.
     public let engine: StreamEngine
+    let started: @Sendable () -> Void
 
-    /// A service for `engine`, which must not be started yet.
-    public init(engine: StreamEngine) {
+    /// A service for `engine`, which must not be started yet; `started` is called once it runs.
+    public init(engine: StreamEngine, started: @escaping @Sendable () -> Void = {}) {
         self.engine = engine
+        self.started = started
     }
 
     /// Starts the engine, waits for graceful shutdown (or cancellation), shuts the engine down.
     public func run() async throws {
         engine.start()
+        started()
         defer { engine.shutdown() }
         // Returns on graceful shutdown; throws CancellationError on cancellation.
         try? await gracefulShutdown()

@@ -1,4 +1,5 @@
 import RecurEngine
+import RecurStore
 
 /// Everything `recurd` is told by its flags; `runDaemon(configuration:model:logger:)` runs it.
 public struct RecurdConfiguration: Sendable {
@@ -15,6 +16,11 @@ public struct RecurdConfiguration: Sendable {
     /// An already bound, listening Unix stream socket to serve on instead of binding
     /// `socketPath` (socket activation hands one over as fd 3).
     public var listeningDescriptor: Int32? = nil
+    /// Connections the previous process handed over at its graceful stop (recurd under systemd:
+    /// from the fd store), served on from where they were.
+    public var inheritance: Inheritance? = nil
+    /// The model file, reloaded on SIGHUP; nil leaves SIGHUP's default action (termination).
+    public var modelPath: String? = nil
     /// Read text from stdin and print events to stdout; the daemon ends at end of input.
     public var stdin = false
     /// The stdin output format.
@@ -40,6 +46,10 @@ public struct RecurdConfiguration: Sendable {
     public var shutdownGracePeriod: Duration = .seconds(10)
     /// The engine's limits; `engine.defaultTopK` is the k used when a request gives none.
     public var engine = EngineOptions()
+    /// Where streams are kept durably (`--state-dir`); nil keeps them in memory only.
+    public var stateDirectory: String? = nil
+    /// The state store's durability, history and sync interval (with `stateDirectory`).
+    public var store = StateStore.Options()
 
     /// The socket path the documentation and `recur connect` use by default.
     public static let defaultSocketPath = "/tmp/recurd.sock"
@@ -74,6 +84,9 @@ public struct RecurdConfiguration: Sendable {
         }
         guard engine.defaultTopK >= 0, engine.defaultTopK <= engine.maxTopK else {
             throw ConfigurationError("the default k \(engine.defaultTopK) must be between 0 and the maximum k \(engine.maxTopK)")
+        }
+        guard store.replayHistory >= 0, store.syncInterval > 0, store.syncInterval.isFinite else {
+            throw ConfigurationError("the replay history must be 0 or more tokens and the sync interval a positive number of seconds")
         }
         if let limit = engine.maxStreamsPerUser, limit < 1 {
             throw ConfigurationError("the per-user stream limit \(limit) must be at least 1")

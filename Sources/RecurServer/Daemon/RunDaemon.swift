@@ -1,26 +1,58 @@
 import Logging
 import RecurCore
 import RecurEngine
+import RecurStore
 import ServiceLifecycle
 
 /// Runs `recurd`: builds the engine for `model`, the socket server and/or the stdin pipeline
 /// that `configuration` asks for, and runs them in a `ServiceGroup` until SIGTERM or SIGINT
 /// (graceful: stop accepting, finish in-flight requests, then return) or, in stdin mode,
-/// until the end of input.
+/// until the end of input. With `configuration.modelPath`, SIGHUP reloads the model
+/// (`ModelReloader`). `observer` adds services and hears of readiness and reloads (recurd's
+/// systemd integration plugs in there).
 /// - Throws: `ConfigurationError` for a configuration that cannot run or a socket path in
 ///   use; otherwise what a service failed with (binding the socket, reading stdin).
-public func runDaemon(configuration: RecurdConfiguration, model: Model, logger: Logger) async throws {
+public func runDaemon(configuration: RecurdConfiguration, model: Model, logger: Logger,
+                      observer: any DaemonObserver = NoDaemonObserver()) async throws {
     try configuration.validate()
-    let engine = StreamEngine(model: model, options: configuration.engine)
+    var store: StateStore?
+    if let directory = configuration.stateDirectory {
+        let fingerprint = ModelFingerprint(of: model)
+        do {
+            store = try StateStore(directory: directory, fingerprint: fingerprint, options: configuration.store)
+        } catch {
+            throw ConfigurationError("\(error)")
+        }
+        let count = store!.currentStatistics().streams
+        logger.info("state store \(directory): \(count) streams, durability \(configuration.store.durability.rawValue), model \(fingerprint.modelHex)")
+    }
+    // Closed last: the engine's shutdown hands it a checkpoint of every stream first.
+    defer { store?.close() }
+    let engine = StreamEngine(model: model, options: configuration.engine, store: store)
     let notices = NoticeRouter(logger: logger)
     notices.install(on: engine)
+    let serving = configuration.socketPath != nil || configuration.listeningDescriptor != nil
+    let limiter = ConnectionLimiter(limit: configuration.maxConnections)
+    let daemon = DaemonHandle(engine: engine, connections: { limiter.open })
 
+    // Ready once the socket accepts, or (stdin only) once the engine runs.
+    let announce: @Sendable () -> Void = { observer.ready(daemon) }
+    let engineStarted: @Sendable () -> Void
+    if serving { engineStarted = {} } else { engineStarted = announce }
     var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-        .init(service: EngineService(engine: engine), serviceName: "engine"),
+        .init(service: EngineService(engine: engine, started: engineStarted), serviceName: "engine"),
     ]
-    if configuration.socketPath != nil || configuration.listeningDescriptor != nil {
-        let server = SocketServer(engine: engine, configuration: configuration, notices: notices, logger: logger)
+    if serving {
+        let server = SocketServer(engine: engine, configuration: configuration, notices: notices, logger: logger,
+                                  limiter: limiter, listening: announce,
+                                  descriptorStore: observer.descriptorStore)
         services.append(.init(service: server, serviceName: "socket"))
+    }
+    if let path = configuration.modelPath {
+        services.append(.init(service: ModelReloader(path: path, daemon: daemon, observer: observer, logger: logger), serviceName: "reload"))
+    }
+    for (i, service) in observer.services(for: daemon).enumerated() {
+        services.append(.init(service: service, serviceName: "observer-\(i)"))
     }
     if configuration.stdin {
         // The end of input ends the daemon, as a pipeline stage should.

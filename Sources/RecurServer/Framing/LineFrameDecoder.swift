@@ -29,12 +29,19 @@ public struct LineFrameDecoder: ByteToMessageDecoder {
     /// How many readable bytes are already known to hold no newline (saves rescanning them).
     private var scanned = 0
     /// True while skipping the rest of an over-long line.
-    private var discarding = false
+    private(set) var discarding = false
 
     /// - Precondition: `maxLength` is at least 1.
     public init(maxLength: Int) {
         precondition(maxLength >= 1, "maximum line length \(maxLength) must be at least 1")
         self.maxLength = maxLength
+    }
+
+    /// A decoder resuming another's work (a connection handed over across a restart): when
+    /// `discarding`, the bytes up to the next newline belong to an over-long line already reported.
+    init(maxLength: Int, discarding: Bool) {
+        self.init(maxLength: maxLength)
+        self.discarding = discarding
     }
 
     /// Emits the next complete line (or too-long notice) from `buffer`.
@@ -50,18 +57,23 @@ public struct LineFrameDecoder: ByteToMessageDecoder {
             if let frame { context.fireChannelRead(wrapInboundOut(frame)) }
             return .continue
         }
-        // No newline left: what remains is an unterminated last line (or the tail of a skipped one).
+        if let frame = finalFrame(&buffer) { context.fireChannelRead(wrapInboundOut(frame)) }
+        return .needMoreData
+    }
+
+    /// At end of input, once `nextFrame` finds no newline: what remains is an unterminated last
+    /// line (or the tail of a skipped one). Consumes the buffer.
+    mutating func finalFrame(_ buffer: inout ByteBuffer) -> InboundLine? {
         let rest = buffer.readSlice(length: buffer.readableBytes)!
         scanned = 0
         if discarding {
             discarding = false
-        } else if let line = Self.trimmed(rest) {
-            // Up to maxLength + 1 bytes wait for a newline (room for a "\r"); without one, the
-            // extra byte makes the line too long.
-            let frame: InboundLine = line.readableBytes > maxLength ? .tooLong(limit: maxLength) : .line(line)
-            context.fireChannelRead(wrapInboundOut(frame))
+            return nil
         }
-        return .needMoreData
+        guard let line = Self.trimmed(rest) else { return nil }
+        // Up to maxLength + 1 bytes wait for a newline (room for a "\r"); without one, the
+        // extra byte makes the line too long.
+        return line.readableBytes > maxLength ? .tooLong(limit: maxLength) : .line(line)
     }
 
     /// The next frame: nil when more bytes are needed, `.some(nil)` when bytes were consumed

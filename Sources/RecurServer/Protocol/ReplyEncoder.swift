@@ -8,10 +8,9 @@ import RecurEngine
 struct ReplyEncoder: Sendable {
     let tokens: TokenTable
     let tokenizer: Tokenizer
-    let model: Model
 
+    /// For `model`'s vocabulary (which a reloaded model shares).
     init(model: Model) {
-        self.model = model
         tokens = TokenTable(vocabulary: model.vocabulary)
         tokenizer = Tokenizer(model.vocabulary)
     }
@@ -179,7 +178,7 @@ struct ReplyEncoder: Sendable {
     }
 
     /// `{"op":"model","cell":..,"nonlinearity":..,"layers":..,"hidden":..,"embedding":..,"vocab_size":..,"tokenizer":..,"unknown":..,"parameters":..,"provenance":{..}}`.
-    func modelInfo(id: JSONValue?, into buffer: inout ByteBuffer) {
+    func modelInfo(id: JSONValue?, model: Model, into buffer: inout ByteBuffer) {
         let c = model.config
         replyHead("model", id: id, stream: nil, into: &buffer)
         buffer.writeStaticString(",\"cell\":")

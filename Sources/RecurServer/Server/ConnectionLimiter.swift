@@ -16,6 +16,15 @@ final class ConnectionLimiter: Sendable {
         }
     }
 
+    /// The last id handed out.
+    var lastID: UInt64 { state.withLock { $0.lastID } }
+
+    /// Continues numbering after `id` (connections taken over from the previous process keep
+    /// theirs, and with them their private streams).
+    func reserve(through id: UInt64) {
+        state.withLock { s in s.lastID = max(s.lastID, id) }
+    }
+
     /// Takes a slot if one is free; pair a `true` with `release()`.
     func admit() -> Bool {
         state.withLock { s in

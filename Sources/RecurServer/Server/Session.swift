@@ -20,7 +20,7 @@ struct Session {
     /// The stream used by requests that name none: "~<connection id>".
     let privateStream: String
     /// Whether a request may have created the private stream (so closing must end it).
-    private(set) var usedPrivateStream = false
+    var usedPrivateStream = false
 
     init(engine: StreamEngine, client: ClientID, caller: Caller, encoder: ReplyEncoder, configuration: RecurdConfiguration,
          rateLimiter: ByteRateLimiter?, connectionCount: @escaping @Sendable () -> Int) {
@@ -128,7 +128,8 @@ struct Session {
         case .stats:
             encoder.stats(id: id, await engine.stats(), connections: connectionCount(), into: &writer.buffer)
         case .model:
-            encoder.modelInfo(id: id, into: &writer.buffer)
+            // The engine's model, which a reload may have replaced since the encoder was made.
+            encoder.modelInfo(id: id, model: engine.model, into: &writer.buffer)
         }
     }
 

@@ -50,6 +50,37 @@ enum SocketPath {
         return result == 0
     }
 
+    /// A listening Unix stream socket bound at `path` (close-on-exec).
+    /// - Throws: `ConfigurationError` with the system's reason when it cannot be created.
+    static func bindListening(_ path: String, backlog: Int32) throws(ConfigurationError) -> Int32 {
+        #if os(Linux)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        #else
+        let fd = socket(AF_UNIX, SOCK_STREAM, 0)
+        #endif
+        guard fd >= 0 else { throw ConfigurationError("cannot create a socket: \(String(cString: strerror(errno)))") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            close(fd)
+            throw ConfigurationError("the socket path '\(path)' is too long")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0, listen(fd, backlog) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw ConfigurationError("cannot listen on '\(path)': \(reason)")
+        }
+        return fd
+    }
+
     /// Sets the permission bits of the socket file (who may connect).
     /// - Throws: `ConfigurationError` when chmod fails.
     static func setMode(_ mode: UInt32, of path: String) throws(ConfigurationError) {

@@ -1,4 +1,7 @@
 import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import NIOPosix
 import RecurEngine
@@ -18,14 +21,29 @@ public final class SocketServer: Service {
     let group: any EventLoopGroup
     let encoder: ReplyEncoder
     let limiter: ConnectionLimiter
+    let listening: @Sendable () -> Void
     let rateLimiter: ByteRateLimiter?
+    /// Where connections go at a graceful stop instead of being closed (systemd's fd store).
+    let descriptorStore: (any DescriptorStore)?
 
     /// - Parameters:
     ///   - notices: the router installed on `engine` (`NoticeRouter.install(on:)`); the server
     ///     opens a mailbox on it for each connection.
+    ///   - listening: called once the socket accepts connections.
     ///   - group: the event loops for the sockets.
-    public init(engine: StreamEngine, configuration: RecurdConfiguration, notices: NoticeRouter, logger: Logger,
-                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+    ///   - descriptorStore: where connections are handed over at a graceful stop; nil closes them.
+    public convenience init(engine: StreamEngine, configuration: RecurdConfiguration, notices: NoticeRouter, logger: Logger,
+                            listening: @escaping @Sendable () -> Void = {}, descriptorStore: (any DescriptorStore)? = nil,
+                            group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+        self.init(engine: engine, configuration: configuration, notices: notices, logger: logger,
+                  limiter: ConnectionLimiter(limit: configuration.maxConnections), listening: listening,
+                  descriptorStore: descriptorStore, group: group)
+    }
+
+    /// The same with a shared `limiter` (the daemon counts connections for its status).
+    init(engine: StreamEngine, configuration: RecurdConfiguration, notices: NoticeRouter, logger: Logger,
+         limiter: ConnectionLimiter, listening: @escaping @Sendable () -> Void, descriptorStore: (any DescriptorStore)?,
+         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
         precondition(configuration.socketPath != nil || configuration.listeningDescriptor != nil,
                      "a socket server needs a socket path or a listening descriptor")
         self.engine = engine
@@ -34,7 +52,9 @@ public final class SocketServer: Service {
         self.logger = logger
         self.group = group
         encoder = ReplyEncoder(model: engine.model)
-        limiter = ConnectionLimiter(limit: configuration.maxConnections)
+        self.limiter = limiter
+        self.listening = listening
+        self.descriptorStore = descriptorStore
         rateLimiter = configuration.maxBytesPerSecondPerUser.map { ByteRateLimiter(bytesPerSecond: $0) }
     }
 
@@ -42,71 +62,173 @@ public final class SocketServer: Service {
     public var openConnections: Int { limiter.open }
 
     /// Binds (or adopts the listening descriptor), serves until graceful shutdown, then waits
-    /// for the open connections to finish.
-    /// - Throws: `ConfigurationError` when the socket path is taken; NIO's error when binding fails.
+    /// for the open connections to finish. With a `DescriptorStore` (recurd under systemd), a
+    /// graceful shutdown instead hands every connection over: it stops reading at a request
+    /// boundary, finishes the requests already received, flushes the replies and puts the
+    /// socket, with what the connection had not yet framed, into the store for the next process
+    /// (`configuration.inheritance`), which serves it on as if nothing happened.
+    /// - Throws: `ConfigurationError` when the socket path is taken; the system's error when
+    ///   binding fails.
     public func run() async throws {
         let access = try AccessPolicy(adminGroupNamed: configuration.adminGroup)
-        let server = try await bind()
-        let address = configuration.socketPath.map { "'\($0)'" } ?? "descriptor \(configuration.listeningDescriptor!)"
+        let listeningDescriptor = try openListeningSocket()
+        let inherited = adoptInheritance()
+        let address = configuration.socketPath.map { "'\($0)'" } ?? "descriptor \(listeningDescriptor)"
         logger.info("listening on \(address)", metadata: ["recurd.connections.max": "\(configuration.maxConnections)"])
-        defer {
-            if let path = configuration.socketPath { SocketPath.remove(path) }
-        }
+        listening()
+        let collector = HandoverCollector()
         try await withThrowingDiscardingTaskGroup { group in
-            try await server.executeThenClose { inbound in
-                try await withGracefulShutdownHandler {
-                    for try await connection in inbound {
-                        let id = limiter.nextID()
-                        if #available(macOS 15.0, *) {
-                            // The connection's task runs on its channel's event loop: no thread
-                            // hop between reading a line, serving it and writing the reply.
-                            let executor = EventLoopTaskExecutor(connection.channel.eventLoop)
-                            group.addTask(executorPreference: executor) { await self.serve(connection, id: id, access: access) }
-                        } else {
-                            group.addTask { await self.serve(connection, id: id, access: access) }
-                        }
-                    }
-                } onGracefulShutdown: {
-                    server.channel.close(promise: nil)
+            for (record, descriptor) in inherited {
+                spawn(in: &group) { loop in
+                    await self.serve(descriptor: descriptor, on: loop, id: record.id, resumed: record, access: access, collector: collector)
                 }
             }
-            logger.info("stopped accepting connections; finishing the open ones")
+            let acceptor = Acceptor(listening: listeningDescriptor)
+            let accepted = acceptor.connections()
+            await withGracefulShutdownHandler {
+                for await descriptor in accepted {
+                    let id = limiter.nextID()
+                    spawn(in: &group) { loop in
+                        await self.serve(descriptor: descriptor, on: loop, id: id, resumed: nil, access: access, collector: collector)
+                    }
+                }
+            } onGracefulShutdown: {
+                acceptor.stop()
+            }
+            logger.info(descriptorStore == nil ? "stopped accepting connections; finishing the open ones"
+                                               : "stopped accepting connections; handing the open ones over to the next process")
+        }
+        var keepPath = false
+        if let store = descriptorStore {
+            keepPath = handOver(listening: listeningDescriptor, connections: collector.all, to: store)
+        }
+        close(listeningDescriptor)
+        if let path = configuration.socketPath, !keepPath { SocketPath.remove(path) }
+    }
+
+    /// Runs a connection's task on the event loop its channel will use: no thread hop between
+    /// reading a line, serving it and writing the reply.
+    private func spawn(in group: inout ThrowingDiscardingTaskGroup<any Error>,
+                       _ body: @escaping @Sendable (any EventLoop) async -> Void) {
+        let loop = self.group.next()
+        if #available(macOS 15.0, *) {
+            group.addTask(executorPreference: EventLoopTaskExecutor(loop)) { await body(loop) }
+        } else {
+            group.addTask { await body(loop) }
         }
     }
 
-    private func bind() async throws -> NIOAsyncChannel<NIOAsyncChannel<InboundLine, ByteBuffer>, Never> {
-        let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 256)
-            .childChannelOption(.allowRemoteHalfClosure, value: true)
-        let maxLine = configuration.maxLineLength
-        let initializer: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<InboundLine, ByteBuffer>> = { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLength: maxLine)))
-                // Few buffered lines: a client that is not served fast enough stops being read.
-                return try NIOAsyncChannel<InboundLine, ByteBuffer>(
-                    wrappingChannelSynchronously: channel,
-                    configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 4)))
+    /// Stores the state of the handed-over connections (and the listening socket this process
+    /// bound itself) for the next process. Returns whether the listening socket was stored.
+    private func handOver(listening: Int32, connections: [HandedOverConnection], to store: any DescriptorStore) -> Bool {
+        let storedListening = configuration.socketPath != nil && store.store(listening, name: HandoverState.listenName)
+        do {
+            let state = HandoverState(lastID: limiter.lastID, connections: connections.sorted { $0.id < $1.id })
+            let memfd = try state.writeMemfd()
+            defer { close(memfd) }
+            guard store.store(memfd, name: HandoverState.stateName) else {
+                logger.error("could not store the handover state; the next process will not find the \(connections.count) connections")
+                return storedListening
             }
+            logger.notice("handed \(connections.count) connections over to the next process", metadata: ["recurd.handover.connections": "\(connections.count)"])
+        } catch {
+            logger.error("could not hand the connections over: \(error)")
         }
-        if let descriptor = configuration.listeningDescriptor {
-            return try await bootstrap.bind(descriptor, childChannelInitializer: initializer)
-        }
+        return storedListening
+    }
+
+    /// The listening socket: the one given (socket activation, or the previous process's), or
+    /// a new one bound at the socket path.
+    private func openListeningSocket() throws -> Int32 {
+        if let descriptor = configuration.listeningDescriptor { return descriptor }
         let path = configuration.socketPath!
         try SocketPath.prepare(path)
-        let server = try await bootstrap.bind(unixDomainSocketPath: path, childChannelInitializer: initializer)
+        let descriptor = try SocketPath.bindListening(path, backlog: 256)
         if let mode = configuration.socketMode {
             do {
                 try SocketPath.setMode(mode, of: path)
             } catch {
-                try? await server.channel.close()
+                close(descriptor)
+                SocketPath.remove(path)
                 throw error
             }
         }
-        return server
+        return descriptor
     }
 
-    /// Serves one connection until the client closes it, it fails, or shutdown; never throws.
-    private func serve(_ channel: NIOAsyncChannel<InboundLine, ByteBuffer>, id: ClientID, access: AccessPolicy) async {
+    /// The connections the previous process handed over, each with its socket; the store's
+    /// entries are dropped as they are taken. A state that cannot be read closes them all.
+    private func adoptInheritance() -> [(HandedOverConnection, Int32)] {
+        guard let inheritance = configuration.inheritance else { return [] }
+        var sockets = inheritance.connections
+        defer {
+            // Sockets without a record (or all of them, when the state is unreadable): their
+            // clients get end of file rather than silence.
+            for (name, descriptor) in sockets {
+                close(descriptor)
+                descriptorStore?.remove(name: name)
+            }
+            descriptorStore?.remove(name: HandoverState.stateName)
+        }
+        let state: HandoverState
+        do {
+            state = try HandoverState.read(from: inheritance.state)
+        } catch {
+            logger.error("cannot take over the previous process's connections: \(error)")
+            return []
+        }
+        limiter.reserve(through: state.lastID)
+        var adopted: [(HandedOverConnection, Int32)] = []
+        for record in state.connections {
+            guard let descriptor = sockets.removeValue(forKey: record.name) else {
+                logger.warning("the handed-over connection \(record.id) has no socket in the store; its client had gone")
+                continue
+            }
+            descriptorStore?.remove(name: record.name)
+            adopted.append((record, descriptor))
+        }
+        logger.notice("took over \(adopted.count) connections from the previous process", metadata: ["recurd.handover.connections": "\(adopted.count)"])
+        return adopted
+    }
+
+    /// The channel for a connected socket: our framing (resuming handed-over input) and
+    /// the async wrapper.
+    private func channel(for descriptor: Int32, on loop: any EventLoop, resuming input: UnframedInput?,
+                         box: HandoverBox) async throws -> NIOAsyncChannel<InboundLine, ByteBuffer> {
+        let maxLine = configuration.maxLineLength
+        return try await ClientBootstrap(group: loop)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .withConnectedSocket(descriptor) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(LineFramingHandler(maxLength: maxLine, resuming: input, box: box))
+                    // Few buffered lines: a client that is not served fast enough stops being read.
+                    return try NIOAsyncChannel<InboundLine, ByteBuffer>(
+                        wrappingChannelSynchronously: channel,
+                        configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 4)))
+                }
+            }
+    }
+
+    /// Serves one accepted or handed-over socket; never throws.
+    private func serve(descriptor: Int32, on loop: any EventLoop, id: ClientID, resumed: HandedOverConnection?,
+                       access: AccessPolicy, collector: HandoverCollector) async {
+        let box = HandoverBox()
+        let channel: NIOAsyncChannel<InboundLine, ByteBuffer>
+        do {
+            channel = try await self.channel(for: descriptor, on: loop, resuming: resumed?.input, box: box)
+        } catch {
+            logger.warning("could not serve a connection: \(error)", metadata: ["recurd.connection": "\(id)"])
+            close(descriptor)
+            return
+        }
+        await serve(channel, descriptor: descriptor, id: id, resumed: resumed, box: box, access: access, collector: collector)
+    }
+
+    /// Serves one connection until the client closes it, it fails, shutdown, or a handover;
+    /// never throws.
+    private func serve(_ channel: NIOAsyncChannel<InboundLine, ByteBuffer>, descriptor: Int32, id: ClientID,
+                       resumed: HandedOverConnection?, box: HandoverBox, access: AccessPolicy,
+                       collector: HandoverCollector) async {
         var logger = self.logger
         logger[metadataKey: "recurd.connection"] = "\(id)"
         guard limiter.admit() else {
@@ -125,12 +247,16 @@ public final class SocketServer: Service {
             return
         }
         logger[metadataKey: "recurd.uid"] = "\(caller.uid)"
-        logger.debug("connection opened", metadata: ["recurd.admin": "\(caller.actsOnAll)"])
+        logger.debug(resumed == nil ? "connection opened" : "connection taken over", metadata: ["recurd.admin": "\(caller.actsOnAll)"])
         engine.identify(client: id, as: caller)
+        if let resumed { engine.subscribe(client: id, to: resumed.subscriptions) }
         let mailbox = notices.open(id)
         var session = Session(engine: engine, client: id, caller: caller, encoder: encoder, configuration: configuration,
                               rateLimiter: caller.exemptFromLimits ? nil : rateLimiter,
                               connectionCount: { [limiter] in limiter.open })
+        session.usedPrivateStream = resumed?.usedPrivateStream ?? false
+        let store = descriptorStore
+        var handedOver = false
         do {
             try await channel.executeThenClose { inbound, outbound in
                 try await withThrowingDiscardingTaskGroup { tasks in
@@ -147,20 +273,44 @@ public final class SocketServer: Service {
                             try await session.serve(frame, writer: &writer)
                         }
                     } onGracefulShutdown: {
-                        // Stop reading; the lines already received are still served.
-                        channel.channel.close(mode: .input, promise: nil)
+                        let raw = channel.channel
+                        if store != nil {
+                            // Stop reading now (what is still in the socket waits for the next
+                            // process) and end the inbound stream after the lines already framed.
+                            raw.eventLoop.execute {
+                                try? raw.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+                                raw.pipeline.fireUserInboundEventTriggered(HandoverEvent())
+                            }
+                        } else {
+                            // Stop reading; the lines already received are still served.
+                            raw.close(mode: .input, promise: nil)
+                        }
                     }
                     notices.close(id)
+                    if let input = box.input, let store {
+                        try await Self.drain(channel.channel)
+                        let record = HandedOverConnection(id: id, name: HandoverState.connectionName(id), input: input,
+                                                          usedPrivateStream: session.usedPrivateStream,
+                                                          subscriptions: engine.subscriptions(of: id))
+                        // The store keeps its own copy of the socket; closing ours below does not
+                        // end the connection.
+                        if store.store(descriptor, name: record.name) {
+                            collector.add(record)
+                            handedOver = true
+                            return
+                        }
+                        logger.warning("could not hand the connection over; closing it")
+                    }
                     await session.endPrivateStream()
                     try await Self.drain(channel.channel)
                 }
             }
-            logger.debug("connection closed")
+            logger.debug(handedOver ? "connection handed over" : "connection closed")
         } catch {
             logger.debug("connection ended: \(error)")
         }
         notices.close(id)
-        await session.endPrivateStream()
+        if !handedOver { await session.endPrivateStream() }
         engine.disconnect(client: id)
     }
 

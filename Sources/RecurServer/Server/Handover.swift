@@ -1,0 +1,108 @@
+import CRecurHandover
+import Foundation
+import RecurEngine
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Keeps descriptors across a restart of the daemon: systemd's file descriptor store
+/// (FDSTORE=1) in recurd. This layer knows only this protocol; without a store, a graceful
+/// shutdown closes every connection as usual.
+public protocol DescriptorStore: Sendable {
+    /// Hands a copy of `descriptor` to the store under `name`; false when it could not.
+    func store(_ descriptor: Int32, name: String) -> Bool
+    /// Drops what is stored under `name` (FDSTOREREMOVE=1).
+    func remove(name: String)
+}
+
+/// What the previous process handed over at its graceful stop, as passed to this one: the
+/// state descriptor (a memfd holding `HandoverState` as JSON) and each connection's socket by
+/// its store name.
+public struct Inheritance: Sendable {
+    /// The memfd with the `HandoverState`.
+    public var state: Int32
+    /// Connection sockets by store name (`recurd-conn-<id>`).
+    public var connections: [String: Int32]
+
+    /// Memberwise.
+    public init(state: Int32, connections: [String: Int32]) {
+        self.state = state
+        self.connections = connections
+    }
+}
+
+/// One connection as handed over: enough for the next process to serve it as if nothing
+/// happened (same id, so the same private stream; the same subscriptions; its unframed input).
+struct HandedOverConnection: Codable, Sendable, Equatable {
+    /// The connection id; its private stream is "~<id>".
+    var id: UInt64
+    /// Its socket's name in the store.
+    var name: String
+    /// Bytes received after its last complete request line.
+    var input: UnframedInput
+    /// A request used the private stream (closing the connection must end it).
+    var usedPrivateStream: Bool
+    /// The streams it is subscribed to.
+    var subscriptions: [String]
+}
+
+/// Everything the next process needs besides the sockets and the streams (which the state
+/// store carries): the handed-over connections and the last connection id used.
+struct HandoverState: Codable, Sendable, Equatable {
+    /// Bumped when the format changes; a process refuses a state it does not know.
+    var version = 1
+    var lastID: UInt64
+    var connections: [HandedOverConnection]
+
+    /// The store names used for descriptors.
+    static let stateName = "recurd-handover"
+    static let listenName = "recurd-listen"
+    static func connectionName(_ id: UInt64) -> String { "recurd-conn-\(id)" }
+
+    /// Writes the state into a new memfd (sealed against change) and returns it.
+    func writeMemfd() throws -> Int32 {
+        let data = try JSONEncoder().encode(self)
+        let fd = data.withUnsafeBytes { recur_memfd_with("recurd-handover", $0.baseAddress, $0.count) }
+        guard fd >= 0 else { throw HandoverError("cannot write the handover state into a memfd: \(String(cString: strerror(errno)))") }
+        return fd
+    }
+
+    /// Reads a state written by `writeMemfd`, closing `fd`.
+    static func read(from fd: Int32) throws -> HandoverState {
+        defer { close(fd) }
+        var data = Data()
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        var offset: off_t = 0
+        while true {
+            let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, $0.count, offset) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw HandoverError("reading the handover state failed: \(String(cString: strerror(errno)))") }
+            if n == 0 { break }
+            data.append(contentsOf: chunk[..<n])
+            offset += off_t(n)
+        }
+        let state: HandoverState
+        do {
+            state = try JSONDecoder().decode(HandoverState.self, from: data)
+        } catch {
+            throw HandoverError("the handover state is not readable (\(error))")
+        }
+        guard state.version == 1 else { throw HandoverError("the handover state has version \(state.version); this recurd reads version 1") }
+        return state
+    }
+}
+
+/// A handover that could not be read or written, as a sentence.
+struct HandoverError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Collects the connections handed over during a graceful stop.
+final class HandoverCollector: Sendable {
+    private let records = Locked<[HandedOverConnection]>([])
+
+    func add(_ record: HandedOverConnection) { records.withLock { $0.append(record) } }
+    var all: [HandedOverConnection] { records.withLock { $0 } }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import GRDB
+import RecurEngine
+
+/// Bringing a stream back: the latest checkpoint plus the logged tail after it, or, when the
+/// checkpoint was made under another model, the whole logged history replayed from the start.
+extension StateStore {
+    /// One row of the token log: tokens[i] became the stream's token `offset + i + 1`.
+    struct LogRow {
+        var vocabulary: UInt64
+        var owner: UInt32
+        var offset: Int
+        var tokens: [Int32]
+        var pending: [UInt8]
+        var end: Int { offset + tokens.count }
+    }
+
+    func read(_ stream: String, _ db: Database) throws -> StoredStream? {
+        let record = try Data.fetchOne(db, sql: "SELECT record FROM checkpoint WHERE stream = ?", arguments: [stream])
+        let rows = try Row.fetchAll(db, sql: """
+            SELECT vocabulary, owner, "offset", tokens, pending FROM log WHERE stream = ? ORDER BY id
+            """, arguments: [stream]).map { row throws in
+            LogRow(vocabulary: UInt64(bitPattern: row["vocabulary"] as Int64), owner: UInt32(truncatingIfNeeded: row["owner"] as Int64),
+                   offset: row["offset"],
+                   tokens: try TokenBlob.decode(row["tokens"]), pending: [UInt8](row["pending"] as Data))
+        }
+        if record == nil && rows.isEmpty { return nil }
+        let checkpoint = try record.map { data throws in
+            let snapshot = try StreamSnapshot.decode([UInt8](data))
+            guard snapshot.stream == stream else {
+                throw StoreError("the checkpoint of stream '\(stream)' holds the stream '\(snapshot.stream)'")
+            }
+            return snapshot
+        }
+        return Self.resolve(stream, checkpoint: checkpoint, log: rows, fingerprint: fingerprintForLoads)
+    }
+
+    /// The decision, apart from SQLite so that it can be tested directly.
+    static func resolve(_ stream: String, checkpoint: StreamSnapshot?, log: [LogRow], fingerprint: ModelFingerprint) -> StoredStream {
+        let foreignTokens = log.contains { $0.vocabulary != fingerprint.vocabulary }
+        if let checkpoint, !foreignTokens, checkpoint.vocabularyHash == fingerprint.vocabulary,
+           checkpoint.offset == 0 || checkpoint.modelHash == fingerprint.model,
+           let (tail, pending) = tokens(after: checkpoint.offset, in: log) {
+            return StoredStream(snapshot: checkpoint, replay: tail, pendingText: pending ?? checkpoint.pendingText)
+        }
+        // Rebuild from the log alone: it must start at the stream's start and reach at least
+        // as far as the checkpoint.
+        let start = empty(stream, like: checkpoint, owner: checkpoint?.owner ?? log.last?.owner, fingerprint: fingerprint)
+        if !foreignTokens, log.first?.offset == 0, let (all, pending) = tokens(after: 0, in: log),
+           all.count >= (checkpoint?.offset ?? 0) {
+            let ownPending = all.count > (checkpoint?.offset ?? 0) ? pending : checkpoint?.pendingText
+            return StoredStream(snapshot: start, replay: all, pendingText: ownPending ?? [])
+        }
+        let why: String
+        if let checkpoint, checkpoint.vocabularyHash != fingerprint.vocabulary || foreignTokens {
+            why = "it was saved under a model with another vocabulary, so its tokens mean nothing to this one"
+        } else if let checkpoint, checkpoint.modelHash != fingerprint.model {
+            why = "it was saved under another model (\(ModelFingerprint.hex(checkpoint.modelHash)), now \(fingerprint.modelHex)) and its log no longer reaches back to its start, so it cannot be rebuilt by replay"
+        } else {
+            why = "its token log has a gap, so its state cannot be recomputed"
+        }
+        return StoredStream(snapshot: start, pendingText: [],
+                            resetReason: "stream \(quoted(stream)) was reset: \(why)")
+    }
+
+    /// The logged tokens at positions after `offset`, and the pending text of the row that
+    /// ends the log (nil when no row reaches past `offset`); nil when the rows leave a gap.
+    private static func tokens(after offset: Int, in log: [LogRow]) -> ([Int32], [UInt8]?)? {
+        var out: [Int32] = []
+        var reached = offset
+        var pending: [UInt8]?
+        for row in log where row.end > reached {
+            guard row.offset <= reached else { return nil }
+            out += row.tokens[(reached - row.offset)...]
+            reached = row.end
+            pending = row.pending
+        }
+        return (out, pending)
+    }
+
+    private static func empty(_ stream: String, like checkpoint: StreamSnapshot?, owner: UInt32?,
+                              fingerprint: ModelFingerprint) -> StreamSnapshot {
+        let now = Date().timeIntervalSince1970
+        return StreamSnapshot(stream: stream, modelHash: fingerprint.model, vocabularyHash: fingerprint.vocabulary,
+                              offset: 0, scoredTokens: 0, lossSum: 0, created: checkpoint?.created ?? now,
+                              lastActivity: checkpoint?.lastActivity ?? now, owner: owner,
+                              state: [], logProbs: [], pendingText: [])
+    }
+
+    private static func quoted(_ name: String) -> String {
+        "'" + name.unicodeScalars.map { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) ? "\\u{\(String($0.value, radix: 16))}" : String($0) }.joined() + "'"
+    }
+}

@@ -1,0 +1,366 @@
+import Foundation
+import GRDB
+import RecurEngine
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The SQLite state store (`recurd --state-dir`): the token log, stream checkpoints and the
+/// streams evicted from memory, in `DIR/streams.sqlite` (WAL mode). See docs/ENGINE.md,
+/// "Durability", for the tables and the policies.
+///
+/// Writes are queued and applied by one writer thread: whatever arrived while it was busy goes
+/// into the next transaction (group commit: one transaction and, under `strict`, one fsync
+/// for many streams). Reads (`load`) run on their own connections, beside the writer.
+public final class StateStore: StreamStore, @unchecked Sendable {
+    /// The store's settings.
+    public struct Options: Sendable {
+        /// How hard acknowledged tokens are kept.
+        public var durability: Durability = .strict
+        /// Streams keep their log from their start while they have absorbed at most this many
+        /// tokens, so that a model change can rebuild them by replay; beyond, a checkpoint
+        /// drops the log before it.
+        public var replayHistory = 10_000
+        /// `batched`: seconds between fsyncs.
+        public var syncInterval: Double = 1
+        /// Seconds to wait for another daemon to release the directory.
+        public var lockWait: Double = 10
+
+        /// The defaults: strict, 10 000 tokens of history, 1 s sync interval.
+        public init() {}
+    }
+
+    /// Counters for `stats` and tests.
+    public struct Statistics: Sendable, Equatable {
+        /// Streams the store holds (resident ones included once they logged or checkpointed).
+        public var streams: Int
+        /// Transactions committed (each one fsync under `strict`).
+        public var commits: Int
+        /// Operations written (appends, checkpoints, resets, forks, ends).
+        public var operations: Int
+    }
+
+    /// The directory given.
+    public let directory: String
+    /// The settings given.
+    public let options: Options
+    public var logsTokens: Bool { options.durability != .off }
+
+    private let pool: DatabasePool
+    /// (lock) The serving model's hashes.
+    private var fingerprint: ModelFingerprint
+    var fingerprintForLoads: ModelFingerprint {
+        lock.lock()
+        defer { lock.unlock() }
+        return fingerprint
+    }
+    /// (lock) The state directory's lock, held until `close`; -1 after.
+    private var lockDescriptor: Int32
+    private let readers = DispatchQueue(label: "recur-store-read", attributes: .concurrent)
+
+    private let lock = NSCondition()
+    /// (lock) Waiting for the writer.
+    private var queue: [Operation] = []
+    /// (lock) Every stream the store holds or is about to.
+    private var names: Set<String>
+    /// (lock) Checkpoints queued but not yet committed, newest per stream, for `load`.
+    private var pending: [String: (generation: UInt64, snapshot: StreamSnapshot)] = [:]
+    private var generation: UInt64 = 0
+    private var phase = Phase.running
+    private var statistics: Statistics
+    private enum Phase { case running, closing, closed }
+
+    enum Operation {
+        case append(stream: String, offset: Int, tokens: [Int32], pending: [UInt8], owner: UInt32, vocabulary: UInt64,
+                    done: @Sendable ((any Error)?) -> Void)
+        case checkpoint(StreamSnapshot, generation: UInt64)
+        case rebase(StreamSnapshot, source: String?, generation: UInt64, done: @Sendable ((any Error)?) -> Void)
+        case end(stream: String, done: @Sendable ((any Error)?) -> Void)
+    }
+
+    /// Opens (creating if needed) the store in `directory` for a model with `fingerprint`.
+    /// - Throws: `StoreError` when the directory cannot be made private, is locked by another
+    ///   daemon, or holds a database this version cannot read.
+    public init(directory: String, fingerprint: ModelFingerprint, options: Options = .init()) throws {
+        self.directory = directory
+        self.options = options
+        self.fingerprint = fingerprint
+        lockDescriptor = try StateDirectory.prepare(directory, lockWait: options.lockWait)
+        let path = directory + "/streams.sqlite"
+        do {
+            try StateDirectory.createPrivateFile(path)
+            var configuration = Configuration()
+            let synchronous = options.durability == .strict ? "FULL" : "NORMAL"
+            configuration.prepareDatabase { db in
+                try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+            }
+            configuration.maximumReaderCount = 4
+            configuration.label = "recur-store"
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try pool.write { db in try Self.migrate(db) }
+            let known = try pool.read { db in
+                try String.fetchAll(db, sql: "SELECT stream FROM checkpoint UNION SELECT stream FROM log")
+            }
+            names = Set(known)
+        } catch {
+            StateDirectory.release(lockDescriptor)
+            if let error = error as? StoreError { throw error }
+            throw StoreError("cannot open the state store '\(path)': \(error)")
+        }
+        statistics = Statistics(streams: names.count, commits: 0, operations: 0)
+        let thread = Thread { [self] in writerLoop() }
+        thread.name = "recur-store"
+        thread.start()
+    }
+
+    deinit {
+        if lockDescriptor >= 0 { StateDirectory.release(lockDescriptor) }
+    }
+
+    private static let schemaVersion = 1
+
+    private static func migrate(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS checkpoint(
+                stream TEXT PRIMARY KEY, model INTEGER NOT NULL, vocabulary INTEGER NOT NULL,
+                "offset" INTEGER NOT NULL, record BLOB NOT NULL);
+            CREATE TABLE IF NOT EXISTS log(
+                id INTEGER PRIMARY KEY, stream TEXT NOT NULL, vocabulary INTEGER NOT NULL, owner INTEGER NOT NULL,
+                "offset" INTEGER NOT NULL, end_offset INTEGER NOT NULL, tokens BLOB NOT NULL, pending BLOB NOT NULL);
+            CREATE INDEX IF NOT EXISTS log_by_stream ON log(stream, id);
+            """)
+        let version = try Int.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'schema'")
+        if let version, version != schemaVersion {
+            throw StoreError("the state store has schema version \(version); this recurd uses version \(schemaVersion)")
+        }
+        if version == nil { try db.execute(sql: "INSERT INTO meta(key, value) VALUES ('schema', ?)", arguments: [schemaVersion]) }
+    }
+
+    // MARK: StreamStore (called under the engine's lock: queue and return)
+
+    public func append(stream: String, offset: Int, tokens: [Int32], pendingText: [UInt8], owner: UInt32,
+                       completion: @escaping @Sendable ((any Error)?) -> Void) {
+        lock.lock()
+        let vocabulary = fingerprint.vocabulary
+        lock.unlock()
+        submit(.append(stream: stream, offset: offset, tokens: tokens, pending: pendingText, owner: owner,
+                       vocabulary: vocabulary, done: completion), naming: stream)
+    }
+
+    public func modelChanged(to fingerprint: ModelFingerprint) {
+        lock.lock()
+        defer { lock.unlock() }
+        self.fingerprint = fingerprint
+    }
+
+    public func rebase(_ snapshot: StreamSnapshot, historyOf source: String?,
+                       completion: @escaping @Sendable ((any Error)?) -> Void) {
+        lock.lock()
+        generation += 1
+        pending[snapshot.stream] = (generation, snapshot)
+        let g = generation
+        lock.unlock()
+        submit(.rebase(snapshot, source: source, generation: g, done: completion), naming: snapshot.stream)
+    }
+
+    public func end(stream: String, completion: @escaping @Sendable ((any Error)?) -> Void) {
+        lock.lock()
+        pending[stream] = nil
+        names.remove(stream)
+        lock.unlock()
+        submit(.end(stream: stream, done: completion), naming: nil)
+    }
+
+    public func checkpoint(_ snapshot: StreamSnapshot) {
+        lock.lock()
+        generation += 1
+        pending[snapshot.stream] = (generation, snapshot)
+        let g = generation
+        lock.unlock()
+        submit(.checkpoint(snapshot, generation: g), naming: snapshot.stream)
+    }
+
+    public func contains(stream: String) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return names.contains(stream)
+    }
+
+    public func load(stream: String, completion: @escaping @Sendable (Result<StoredStream?, any Error>) -> Void) {
+        lock.lock()
+        let queued = pending[stream]?.snapshot
+        lock.unlock()
+        readers.async { [self] in
+            if let queued {
+                // Evicted moments ago and not written yet: the queued checkpoint is the stream.
+                completion(.success(StoredStream(snapshot: queued, pendingText: queued.pendingText)))
+                return
+            }
+            do {
+                let found = try pool.read { db in try read(stream, db) }
+                completion(.success(found))
+            } catch {
+                completion(.failure(error))
+            }
+        }
+    }
+
+    /// The counters now.
+    public func currentStatistics() -> Statistics {
+        lock.lock()
+        defer { lock.unlock() }
+        var s = statistics
+        s.streams = names.count
+        return s
+    }
+
+    /// Writes everything queued, folds the WAL into the database file, and stops the writer.
+    /// Later operations fail. Call once the engine has shut down (after its final checkpoints).
+    public func close() {
+        lock.lock()
+        guard phase == .running else {
+            lock.unlock()
+            return
+        }
+        phase = .closing
+        lock.broadcast()
+        while phase != .closed { lock.wait() }
+        lock.unlock()
+        try? pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+        try? pool.close()
+        lock.lock()
+        StateDirectory.release(lockDescriptor)
+        lockDescriptor = -1
+        lock.unlock()
+    }
+
+    private func submit(_ operation: Operation, naming stream: String?) {
+        lock.lock()
+        if let stream { names.insert(stream) }
+        if phase == .running {
+            queue.append(operation)
+            lock.broadcast()
+            lock.unlock()
+            return
+        }
+        lock.unlock()
+        let closed = StoreError("the state store is closed")
+        switch operation {
+        case .append(_, _, _, _, _, _, let done), .rebase(_, _, _, let done), .end(_, let done):
+            DispatchQueue.global().async { done(closed) }
+        case .checkpoint:
+            break
+        }
+    }
+
+    // MARK: The writer thread
+
+    private func writerLoop() {
+        var lastSync = ProcessInfo.processInfo.systemUptime
+        var unsynced = false
+        lock.lock()
+        while true {
+            while queue.isEmpty && phase == .running {
+                if options.durability != .strict && unsynced {
+                    let wait = lastSync + options.syncInterval - ProcessInfo.processInfo.systemUptime
+                    if wait <= 0 { break }
+                    _ = lock.wait(until: Date(timeIntervalSinceNow: wait))
+                } else {
+                    lock.wait()
+                }
+            }
+            let batch = queue
+            queue = []
+            let stopping = phase != .running
+            lock.unlock()
+
+            var failure: (any Error)?
+            if !batch.isEmpty {
+                do {
+                    try pool.write { db in
+                        for operation in batch { try apply(operation, db) }
+                    }
+                    unsynced = true
+                } catch {
+                    failure = StoreError("writing \(batch.count) operations failed: \(error)")
+                }
+            }
+            let now = ProcessInfo.processInfo.systemUptime
+            if options.durability != .strict, unsynced, stopping || now >= lastSync + options.syncInterval {
+                // synchronous=NORMAL: a checkpoint fsyncs the WAL (then the database file).
+                try? pool.writeWithoutTransaction { db in _ = try db.checkpoint(.passive) }
+                lastSync = now
+                unsynced = false
+            }
+
+            lock.lock()
+            statistics.operations += batch.count
+            if !batch.isEmpty { statistics.commits += 1 }
+            for operation in batch {
+                switch operation {
+                case .checkpoint(let s, let g), .rebase(let s, _, let g, _):
+                    if pending[s.stream]?.generation == g { pending[s.stream] = nil }
+                default:
+                    break
+                }
+            }
+            lock.unlock()
+            for operation in batch {
+                switch operation {
+                case .append(_, _, _, _, _, _, let done), .rebase(_, _, _, let done), .end(_, let done): done(failure)
+                case .checkpoint: break
+                }
+            }
+            lock.lock()
+            if stopping && queue.isEmpty { break }
+        }
+        phase = .closed
+        lock.broadcast()
+        lock.unlock()
+    }
+
+    private func apply(_ operation: Operation, _ db: Database) throws {
+        switch operation {
+        case .append(let stream, let offset, let tokens, let pendingText, let owner, let vocabulary, _):
+            if offset == 0 {
+                // A creation or reset: the stream starts over, nothing before counts.
+                try db.execute(sql: "DELETE FROM log WHERE stream = ?", arguments: [stream])
+                try db.execute(sql: "DELETE FROM checkpoint WHERE stream = ?", arguments: [stream])
+            }
+            try db.execute(sql: """
+                INSERT INTO log(stream, vocabulary, owner, "offset", end_offset, tokens, pending) VALUES (?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [stream, Int64(bitPattern: vocabulary), Int64(owner), offset, offset + tokens.count,
+                                 TokenBlob.encode(tokens), Data(pendingText)])
+        case .checkpoint(let snapshot, _):
+            try writeCheckpoint(snapshot, db)
+            if snapshot.offset > options.replayHistory {
+                try db.execute(sql: "DELETE FROM log WHERE stream = ? AND end_offset <= ?",
+                               arguments: [snapshot.stream, snapshot.offset])
+            }
+        case .rebase(let snapshot, let source, _, _):
+            try db.execute(sql: "DELETE FROM log WHERE stream = ?", arguments: [snapshot.stream])
+            try writeCheckpoint(snapshot, db)
+            if let source, snapshot.offset <= options.replayHistory {
+                try db.execute(sql: """
+                    INSERT INTO log(stream, vocabulary, owner, "offset", end_offset, tokens, pending)
+                    SELECT ?, vocabulary, ?, "offset", end_offset, tokens, pending FROM log
+                    WHERE stream = ? AND end_offset <= ? ORDER BY id
+                    """, arguments: [snapshot.stream, Int64(snapshot.owner ?? 0), source, snapshot.offset])
+            }
+        case .end(let stream, _):
+            try db.execute(sql: "DELETE FROM log WHERE stream = ?", arguments: [stream])
+            try db.execute(sql: "DELETE FROM checkpoint WHERE stream = ?", arguments: [stream])
+        }
+    }
+
+    private func writeCheckpoint(_ snapshot: StreamSnapshot, _ db: Database) throws {
+        try db.execute(sql: """
+            INSERT OR REPLACE INTO checkpoint(stream, model, vocabulary, "offset", record) VALUES (?, ?, ?, ?, ?)
+            """, arguments: [snapshot.stream, Int64(bitPattern: snapshot.modelHash), Int64(bitPattern: snapshot.vocabularyHash),
+                             snapshot.offset, Data(snapshot.encoded())])
+    }
+}

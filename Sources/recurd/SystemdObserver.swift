@@ -1,0 +1,113 @@
+import Logging
+import RecurEngine
+import RecurServer
+import RecurSystemd
+import ServiceLifecycle
+import Synchronization
+
+/// recurd as a Type=notify service: READY=1 once the socket accepts, STATUS= with live figures,
+/// RELOADING=1 ... READY=1 around a reload, STOPPING=1 on shutdown, and watchdog pings that
+/// only an answering engine thread earns. Outside systemd the notifier does nothing.
+struct SystemdObserver: DaemonObserver {
+    let notifier: SystemdNotifier
+    let logger: Logger
+    /// TEST ONLY: hang the engine this long after start (RECURD_TEST_HANG_ENGINE_AFTER).
+    let hangEngineAfter: Duration?
+
+    /// Under systemd, connections wait in the fd store across a restart (the unit sets
+    /// FileDescriptorStoreMax=); outside it they are closed at a graceful stop.
+    var descriptorStore: (any DescriptorStore)? {
+        notifier.isEnabled ? SystemdDescriptorStore(notifier: notifier) : nil
+    }
+
+    func services(for daemon: DaemonHandle) -> [any Service] {
+        var services: [any Service] = []
+        if notifier.isEnabled {
+            services.append(SystemdPulse(notifier: notifier, daemon: daemon, logger: logger))
+        }
+        if let hangEngineAfter {
+            services.append(EngineHangForTesting(daemon: daemon, after: hangEngineAfter, logger: logger))
+        }
+        return services
+    }
+
+    func ready(_ daemon: DaemonHandle) {
+        Task { notifier.ready(status: await Self.status(daemon)) }
+    }
+
+    func reloading(_ daemon: DaemonHandle) {
+        notifier.reloading(status: "reloading the model")
+    }
+
+    func reloaded(_ outcome: ReloadOutcome, daemon: DaemonHandle) {
+        switch outcome {
+        case .replaced:
+            notifier.ready(status: "reloaded the model; serving")
+        case .refused(let reason):
+            notifier.ready(status: "reload refused, previous model serving: \(reason)")
+        }
+    }
+
+    /// `serving 3 streams, 120.5 tokens/s, 2 connections, 5000 tokens since start`.
+    static func status(_ daemon: DaemonHandle) async -> String {
+        let stats = await daemon.engine.stats()
+        let rate = (stats.tokensPerSecond * 10).rounded() / 10
+        return "serving \(stats.streams) streams, \(rate) tokens/s, \(daemon.openConnections) connections, \(stats.tokens) tokens since start"
+    }
+}
+
+/// Every interval: STATUS= with live figures, and WATCHDOG=1 when the engine thread answered the
+/// heartbeat asked for one tick earlier. A hung stepping loop answers nothing, the pings stop,
+/// and systemd restarts the service after WatchdogSec=. On graceful shutdown: STOPPING=1.
+struct SystemdPulse: Service {
+    let notifier: SystemdNotifier
+    let daemon: DaemonHandle
+    let logger: Logger
+
+    func run() async throws {
+        let watchdog = notifier.watchdogInterval
+        // A quarter of WatchdogSec= leaves three chances before systemd gives up; the status
+        // line is refreshed at least every 2 s.
+        let tick = min(watchdog.map { $0 / 4 } ?? .seconds(2), .seconds(2))
+        if let watchdog { logger.info("systemd watchdog: pinging every \(tick) while the engine answers (WatchdogSec \(watchdog))") }
+        let answered = Atomic<Bool>(false)
+        daemon.engine.requestHeartbeat { answered.store(true, ordering: .releasing) }
+        await withGracefulShutdownHandler {
+            while !Task.isCancelled {
+                // Graceful shutdown cancels the sleep, so stopping does not wait for a tick.
+                do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: tick) } } catch { break }
+                if watchdog != nil, answered.exchange(false, ordering: .acquiringAndReleasing) {
+                    notifier.watchdogPing()
+                    daemon.engine.requestHeartbeat { answered.store(true, ordering: .releasing) }
+                }
+                notifier.status(await SystemdObserver.status(daemon))
+            }
+        } onGracefulShutdown: {
+            notifier.stopping(status: "stopping: finishing the requests in flight")
+        }
+    }
+}
+
+/// TEST ONLY (`RECURD_TEST_HANG_ENGINE_AFTER=SECONDS`): hangs the engine's stepping thread after
+/// a delay, so tests can prove the watchdog restarts a daemon whose engine stopped turning.
+struct EngineHangForTesting: Service {
+    let daemon: DaemonHandle
+    let after: Duration
+    let logger: Logger
+
+    func run() async throws {
+        try? await Task.sleep(for: after)
+        guard !Task.isCancelled else { return }
+        logger.warning("test switch RECURD_TEST_HANG_ENGINE_AFTER: hanging the engine thread now")
+        daemon.engine.hangForTesting()
+        try? await gracefulShutdown()
+    }
+}
+
+/// systemd's file descriptor store (FDSTORE=1, FDSTOREREMOVE=1) for the socket server.
+struct SystemdDescriptorStore: DescriptorStore {
+    let notifier: SystemdNotifier
+
+    func store(_ descriptor: Int32, name: String) -> Bool { notifier.store([descriptor], name: name) }
+    func remove(name: String) { notifier.removeStored(name: name) }
+}
