@@ -24,12 +24,16 @@ extension EngineCore {
 
     /// Does what the job can do now: its result when finished, nil when it must wait.
     private func execute(_ job: Job, on record: StreamRecord, at now: Moment) -> Result<JobOutput, EngineError>? {
-        if let failure = record.loadError { return .failure(failure) }
+        if let failure = record.loadError {
+            abandonFork(job)
+            return .failure(failure)
+        }
         if job.ownerUnchecked, record.alive {
             job.ownerUnchecked = false
             do throws(EngineError) {
                 try checkAccess(to: record, by: job.caller)
             } catch {
+                abandonFork(job)
                 return .failure(error)
             }
         }
@@ -115,6 +119,15 @@ extension EngineCore {
         guard !record.isActive else { return }
         record.isActive = true
         active.append(record)
+    }
+
+    /// A fork that fails before copying: its target (registered at submission, its queue held
+    /// by a barrier) goes, and requests queued on it see a missing stream.
+    private func abandonFork(_ job: Job) {
+        guard case .fork(let target) = job.kind, case .forkBarrier = target.jobs.first?.kind else { return }
+        target.jobs.removeFirst()
+        target.alive = false
+        markReady(target)
     }
 
     /// Copies `source` into `target` and releases the target's queue.
