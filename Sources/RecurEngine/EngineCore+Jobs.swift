@@ -312,6 +312,7 @@ extension EngineCore {
                 return .failure(failure)
             }
             record.apply(stored.snapshot)
+            for client in deferredSubscriptions.removeValue(forKey: record.name) ?? [] { registry.subscribe(client, to: record) }
             if let owner = stored.snapshot.owner { registry.changeOwner(of: record, to: owner) }
             record.encoder = (try? IncrementalEncoder(tokenizer: tokenizer, pending: stored.pendingText))
                 ?? IncrementalEncoder(tokenizer: tokenizer)

@@ -38,6 +38,9 @@ final class EngineCore: @unchecked Sendable {
     /// (lock) Counters for `stats`.
     var startUptime: Double = 0
     var tokensAbsorbed = 0
+    /// (lock) Subscriptions of handed-over connections to streams still in the store, applied
+    /// when each is restored.
+    var deferredSubscriptions: [String: Set<ClientID>] = [:]
     /// (lock) Streams moved to the store (eviction, expiry) and brought back.
     var streamsStored = 0
     var streamsRestored = 0
@@ -295,5 +298,11 @@ final class EngineCore: @unchecked Sendable {
         defer { lock.unlock() }
         callers[client] = nil
         registry.disconnect(client)
+        if !deferredSubscriptions.isEmpty {
+            for name in Array(deferredSubscriptions.keys) {
+                deferredSubscriptions[name]?.remove(client)
+                if deferredSubscriptions[name]?.isEmpty == true { deferredSubscriptions[name] = nil }
+            }
+        }
     }
 }

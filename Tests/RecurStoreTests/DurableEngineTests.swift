@@ -230,6 +230,26 @@ final class DurableEngineTests: XCTestCase {
         XCTAssertLessThanOrEqual(logged, 50, "2000 tokens absorbed, at most one checkpoint interval left in the log")
     }
 
+    func test_handedOverSubscription_toAStoredStream_appliesWhenItIsRestored() async throws {
+        let model = StoreFixtures.model()
+        let directory = try StoreFixtures.stateDirectory(self)
+        var store = try StoreFixtures.store(directory, model)
+        var engine = engine(model, store)
+        _ = try await engine.feed(stream: "s", tokens: [1, 2], topK: 1, client: 1)
+        engine.shutdown()
+        store.close()
+        store = try StoreFixtures.store(directory, model)
+        engine = self.engine(model, store)
+        defer { engine.shutdown(); store.close() }
+        let notices = NoticeBox()
+        engine.setNoticeHandler { notice, clients in notices.add(notice, clients) }
+        engine.subscribe(client: 7, to: ["s", "never-existed"])
+        try await engine.reset(stream: "s", client: 1)
+        try await Task.sleep(for: .milliseconds(50))
+        XCTAssertEqual(notices.all.map(\.0.kind), [.reset])
+        XCTAssertEqual(notices.all.first?.1, [7])
+    }
+
     func test_stateDirectory_isPrivate_andLockedAgainstASecondDaemon() throws {
         let model = StoreFixtures.model()
         let directory = try StoreFixtures.stateDirectory(self)
