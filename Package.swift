@@ -129,6 +129,8 @@ let package = Package(
             name: "RecurFuzzing",
             dependencies: [
                 "RecurCore",
+                "RecurEngine",
+                "RecurStore",
                 "RecurServer",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -173,7 +175,7 @@ let package = Package(
 // main, so they link only with --sanitize=fuzzer. scripts/fuzz sets RECUR_FUZZ=1 to add them;
 // ordinary builds and tests never see them.
 if Context.environment["RECUR_FUZZ"] == "1" {
-    for name in ["fuzz-protocol", "fuzz-model-file"] {
+    for name in ["fuzz-protocol", "fuzz-model-file", "fuzz-store-record"] {
         package.targets.append(.executableTarget(name: name, dependencies: ["RecurFuzzing"]))
     }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import RecurFuzzing
+@testable import RecurFuzzing
 import XCTest
 
 /// Every committed fuzz input (fuzz/corpus/<target>/) through its harness, without libFuzzer:
@@ -33,6 +33,24 @@ final class CorpusReplayTests: XCTestCase {
         }
     }
 
+    func test_storeRecordCorpus_decodesOrRejectsEveryInput_andTheSeedsDecode() throws {
+        let all = try inputs("store-record")
+        XCTAssertGreaterThanOrEqual(all.count, 6, "the store-record corpus is missing")
+        for (name, data) in all {
+            let decoded = data.withUnsafeBytes { StoreRecordFuzzer.run($0) }
+            if name.hasPrefix("seed-") { XCTAssertTrue(decoded, "the seed record \(name) did not decode") }
+        }
+    }
+
+    func test_storeRecordHarness_fixesTheChecksumOnlyWhenAsked() throws {
+        var seed = try Data(contentsOf: Self.corpus.appendingPathComponent("store-record/seed-fed-lstm"))
+        seed[seed.count - 10] ^= 0x40  // a bit flip inside the pending-text count or a float
+        seed[0] = 0
+        XCTAssertFalse(seed.withUnsafeBytes { StoreRecordFuzzer.run($0) }, "the record's own checksum catches the flip")
+        seed[0] = 1
+        _ = seed.withUnsafeBytes { StoreRecordFuzzer.run($0) }  // decodes or is rejected, never traps
+    }
+
     func test_protocolHarness_framesLinesAsTheDaemonDoes() {
         // Limit 16 + 4·1 = 20 bytes, chunks of 1 + 3 = 4 bytes.
         let input: [UInt8] = [1, 3] + Array("{\"op\":\"stats\"}\n\n  \r\n{\"op\":\"list\",\"pad\":\"xxxxxxxx\"}\n{\"op\":\"model\"}".utf8)
@@ -47,5 +65,18 @@ final class CorpusReplayTests: XCTestCase {
         XCTAssertEqual(input.withUnsafeBytes { ProtocolFuzzer.run($0) }, 1)
         let exact: [UInt8] = [0, 63] + Array(repeating: UInt8(ascii: "a"), count: 16)
         XCTAssertEqual(exact.withUnsafeBytes { ProtocolFuzzer.run($0) }, 1)
+    }
+
+    func test_protocolHarness_handoverInsideALineOrAnOverLongLine_keepsTheFrames() {
+        // Limit 20, chunks of 3, handover after half the input (byte 1 = 0b10_000010): the
+        // split falls inside a line, and inside an over-long line being skipped.
+        let lines = "{\"op\":\"stats\"}\n{\"op\":\"info\",\"pad\":\"xxxxxxxxxxxxxxxx\"}\n{\"op\":\"list\"}"
+        let input: [UInt8] = [1, 0b10_000010] + Array(lines.utf8)
+        let direct = ProtocolFuzzer.frame(Array(input[2...]), maxLength: 20, chunkSize: 3, handoverAt: nil)
+        XCTAssertEqual(direct.count, 3)
+        for point in stride(from: 0, through: input.count - 2, by: 5) {
+            XCTAssertEqual(ProtocolFuzzer.frame(Array(input[2...]), maxLength: 20, chunkSize: 3, handoverAt: point), direct, "handover at \(point)")
+        }
+        XCTAssertEqual(input.withUnsafeBytes { ProtocolFuzzer.run($0) }, 3)
     }
 }
