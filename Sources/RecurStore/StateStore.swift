@@ -28,6 +28,9 @@ public final class StateStore: StreamStore, @unchecked Sendable {
         public var syncInterval: Double = 1
         /// Seconds to wait for another daemon to release the directory.
         public var lockWait: Double = 10
+        /// Caps the database at this many pages (SQLite's max_page_count), after which writes
+        /// fail as on a full disk; nil = no cap. Tests use it to exercise write failures.
+        public var maximumPages: Int?
 
         /// The defaults: strict, 10 000 tokens of history, 1 s sync interval.
         public init() {}
@@ -41,6 +44,9 @@ public final class StateStore: StreamStore, @unchecked Sendable {
         public var commits: Int
         /// Operations written (appends, checkpoints, resets, forks, ends).
         public var operations: Int
+        /// Transactions that failed (a full disk, say), and the last failure.
+        public var failures = 0
+        public var lastError: String?
     }
 
     /// The directory given.
@@ -69,6 +75,9 @@ public final class StateStore: StreamStore, @unchecked Sendable {
     /// (lock) Checkpoints queued but not yet committed, newest per stream, for `load`.
     private var pending: [String: (generation: UInt64, snapshot: StreamSnapshot)] = [:]
     private var generation: UInt64 = 0
+    /// (lock) Failed transactions in a row; checkpoints are retried this many times.
+    private var consecutiveFailures = 0
+    private static let checkpointRetries = 50
     private var phase = Phase.running
     private var statistics: Statistics
     private enum Phase { case running, closing, closed }
@@ -94,8 +103,10 @@ public final class StateStore: StreamStore, @unchecked Sendable {
             try StateDirectory.createPrivateFile(path)
             var configuration = Configuration()
             let synchronous = options.durability == .strict ? "FULL" : "NORMAL"
+            let maximumPages = options.maximumPages
             configuration.prepareDatabase { db in
                 try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+                if let maximumPages { try db.execute(sql: "PRAGMA max_page_count = \(maximumPages)") }
             }
             configuration.maximumReaderCount = 4
             configuration.label = "recur-store"
@@ -304,17 +315,33 @@ public final class StateStore: StreamStore, @unchecked Sendable {
             }
 
             lock.lock()
-            statistics.operations += batch.count
-            if !batch.isEmpty { statistics.commits += 1 }
+            // A failed write: checkpoints are retried (they stay loadable from `pending`
+            // meanwhile, so an evicted stream is not lost); everything else fails back to the
+            // engine, which fails the request with `internal`.
+            var retry: [Operation] = []
+            if let failure {
+                consecutiveFailures += 1
+                statistics.failures += 1
+                statistics.lastError = "\(failure)"
+                if consecutiveFailures <= Self.checkpointRetries {
+                    retry = batch.filter { if case .checkpoint = $0 { true } else { false } }
+                }
+            } else {
+                consecutiveFailures = 0
+                statistics.operations += batch.count
+                if !batch.isEmpty { statistics.commits += 1 }
+            }
             for operation in batch {
                 switch operation {
-                case .checkpoint(let s, let g), .rebase(let s, _, let g, _):
+                case .checkpoint(let s, let g) where retry.isEmpty, .rebase(let s, _, let g, _):
                     if pending[s.stream]?.generation == g { pending[s.stream] = nil }
                 default:
                     break
                 }
             }
+            queue.insert(contentsOf: retry, at: 0)
             lock.unlock()
+            if !retry.isEmpty { usleep(200_000) }
             for operation in batch {
                 switch operation {
                 case .append(_, _, _, _, _, _, let done), .rebase(_, _, _, let done), .end(_, let done): done(failure)
