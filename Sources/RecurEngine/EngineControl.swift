@@ -130,12 +130,17 @@ extension StreamEngine {
     }
 
     /// Subscribes `client` to each named stream that exists (a connection handed over from the
-    /// previous process); names of streams that are gone are skipped.
+    /// previous process); names of streams that are gone are skipped. A stream in the store
+    /// (every stream, just after a restart) gets the subscription when it is brought back.
     public func subscribe(client: ClientID, to streams: [String]) {
         core.lock.lock()
         defer { core.lock.unlock() }
         for name in streams {
-            if let record = core.registry[name], record.alive { core.registry.subscribe(client, to: record) }
+            if let record = core.registry[name], record.alive, record.restored {
+                core.registry.subscribe(client, to: record)
+            } else if core.store?.contains(stream: name) == true {
+                core.deferredSubscriptions[name, default: []].insert(client)
+            }
         }
     }
 }

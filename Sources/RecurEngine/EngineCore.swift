@@ -38,6 +38,9 @@ final class EngineCore: @unchecked Sendable {
     /// (lock) Counters for `stats`.
     var startUptime: Double = 0
     var tokensAbsorbed = 0
+    /// (lock) Subscriptions of handed-over connections to streams still in the store, applied
+    /// when each is restored.
+    var deferredSubscriptions: [String: Set<ClientID>] = [:]
     /// (lock) Streams moved to the store (eviction, expiry) and brought back.
     var streamsStored = 0
     var streamsRestored = 0
@@ -278,10 +281,16 @@ final class EngineCore: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let uptime = phase == .idle ? 0 : ProcessInfo.processInfo.systemUptime - startUptime
-        return EngineStats(streams: registry.streams.values.filter(\.alive).count, tokens: tokensAbsorbed,
-                           tokensPerSecond: meter.rate(at: uptime), steps: stepsTaken,
-                           meanBatch: stepsTaken > 0 ? Double(rowsStepped) / Double(stepsTaken) : 0,
-                           uptime: uptime)
+        var stats = EngineStats(streams: registry.streams.values.filter(\.alive).count, tokens: tokensAbsorbed,
+                                tokensPerSecond: meter.rate(at: uptime), steps: stepsTaken,
+                                meanBatch: stepsTaken > 0 ? Double(rowsStepped) / Double(stepsTaken) : 0,
+                                uptime: uptime)
+        if let store {
+            stats.storedStreams = store.storedStreamCount
+            stats.streamsMovedToStore = streamsStored
+            stats.streamsRestored = streamsRestored
+        }
+        return stats
     }
 
     func identify(_ client: ClientID, as caller: Caller) {
@@ -295,5 +304,11 @@ final class EngineCore: @unchecked Sendable {
         defer { lock.unlock() }
         callers[client] = nil
         registry.disconnect(client)
+        if !deferredSubscriptions.isEmpty {
+            for name in Array(deferredSubscriptions.keys) {
+                deferredSubscriptions[name]?.remove(client)
+                if deferredSubscriptions[name]?.isEmpty == true { deferredSubscriptions[name] = nil }
+            }
+        }
     }
 }

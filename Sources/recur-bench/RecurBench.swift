@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RecurCore
 import RecurEngine
+import RecurStore
 
 /// recur's side of the PyTorch comparison (shared/peers/torch_rnn_bench.py measures the same
 /// three things in the same shapes). scripts/bench.sh runs both, interleaved, and prints ratios.
@@ -23,7 +24,11 @@ struct RecurBench: ParsableCommand {
     @Option(help: "recurd's socket, for --only latency or clients (start it with the same model first).") var socket: String?
     @Option(help: "Concurrent clients for --only clients.") var clients = 1000
     @Option(help: "Feeds each client sends (--only latency: feeds of one character).") var feeds = 20
-    @Option(help: "What to measure: all, single, batched, engine (the daemon's engine stepping --batch streams in process), latency (one client over --socket, one character per feed), clients (--clients clients over --socket), train, or gemm (the training GEMM shapes on the current backend; RECUR_BLAS=dnnl|openblas picks it).") var only = "all"
+    @Option(help: "What to measure: all, single, batched, engine (the daemon's engine stepping --batch streams in process), latency (one client over --socket, one character per feed), clients (--clients clients over --socket), train, gemm (the training GEMM shapes on the current backend; RECUR_BLAS=dnnl|openblas picks it), or memory (resident memory while --streams streams are created, at most --resident in memory, evicted ones to --state-dir).") var only = "all"
+    @Option(help: "--only memory: streams created.") var streams = 100_000
+    @Option(help: "--only memory: resident-stream bound (without --state-dir it should be at least --streams).") var resident = 1000
+    @Option(help: "--only memory: state directory for evicted streams (the store); none keeps everything in memory.") var stateDir: String?
+    @Option(help: "--only memory: the store's durability (strict, batched, off).") var durability = "strict"
 
     func run() throws {
         let config = ModelConfig(cell: cell, vocabularySize: vocab, hiddenSize: hidden, layers: layers, embeddingSize: hidden)
@@ -33,6 +38,14 @@ struct RecurBench: ParsableCommand {
         var result: [String: Any] = ["cell": cell.rawValue, "hidden": hidden, "layers": layers, "vocab": vocab,
                                      "threads": GemmBackend.threads, "blas": backend.rawValue]
         let clock = ContinuousClock()
+        if only == "memory" {
+            guard let mode = Durability(rawValue: durability) else { throw ValidationError("--durability must be strict, batched or off") }
+            let rows = try StoreMemory.measure(model: model, streams: streams, resident: resident, stateDirectory: stateDir, durability: mode)
+            for row in rows {
+                print("{\"streams\":\(row.streams),\"resident_streams\":\(row.residentStreams),\"rss_mib\":\(String(format: "%.1f", row.rssMiB)),\"seconds\":\(String(format: "%.2f", row.seconds)),\"store\":\(stateDir == nil ? "false" : "true")}")
+            }
+            return
+        }
         func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
 
         if only == "all" || only == "single" {

@@ -230,6 +230,26 @@ final class DurableEngineTests: XCTestCase {
         XCTAssertLessThanOrEqual(logged, 50, "2000 tokens absorbed, at most one checkpoint interval left in the log")
     }
 
+    func test_handedOverSubscription_toAStoredStream_appliesWhenItIsRestored() async throws {
+        let model = StoreFixtures.model()
+        let directory = try StoreFixtures.stateDirectory(self)
+        var store = try StoreFixtures.store(directory, model)
+        var engine = engine(model, store)
+        _ = try await engine.feed(stream: "s", tokens: [1, 2], topK: 1, client: 1)
+        engine.shutdown()
+        store.close()
+        store = try StoreFixtures.store(directory, model)
+        engine = self.engine(model, store)
+        defer { engine.shutdown(); store.close() }
+        let notices = NoticeBox()
+        engine.setNoticeHandler { notice, clients in notices.add(notice, clients) }
+        engine.subscribe(client: 7, to: ["s", "never-existed"])
+        try await engine.reset(stream: "s", client: 1)
+        try await Task.sleep(for: .milliseconds(50))
+        XCTAssertEqual(notices.all.map(\.0.kind), [.reset])
+        XCTAssertEqual(notices.all.first?.1, [7])
+    }
+
     func test_stateDirectory_isPrivate_andLockedAgainstASecondDaemon() throws {
         let model = StoreFixtures.model()
         let directory = try StoreFixtures.stateDirectory(self)
@@ -253,4 +273,41 @@ final class NoticeBox: @unchecked Sendable {
     private var notices: [(StreamNotice, [ClientID])] = []
     func add(_ notice: StreamNotice, _ clients: [ClientID]) { lock.withLock { notices.append((notice, clients)) } }
     var all: [(StreamNotice, [ClientID])] { lock.withLock { notices } }
+}
+
+/// A store that cannot write (a full disk): feeds fail with a clear `internal` error, nothing
+/// is acknowledged that is not logged, and evicted streams stay loadable while their
+/// checkpoints are retried.
+final class StoreWriteFailureTests: XCTestCase {
+    func test_fullDisk_failsFeedsClearly_andKeepsEvictedStreamsLoadable() async throws {
+        let model = StoreFixtures.model()
+        var options = StateStore.Options()
+        options.lockWait = 0
+        options.maximumPages = 8  // the schema fits; a few rows more do not
+        let store = try StateStore(directory: try StoreFixtures.stateDirectory(self), fingerprint: ModelFingerprint(of: model),
+                                   options: options)
+        var engineOptions = EngineOptions()
+        engineOptions.maxResidentStreams = 1
+        engineOptions.idleTimeout = nil
+        let engine = StreamEngine(model: model, options: engineOptions, store: store)
+        engine.start()
+        defer { engine.shutdown(); store.close() }
+        var failure: EngineError?
+        for i in 0..<200 where failure == nil {
+            do {
+                _ = try await engine.feed(stream: "s", tokens: Array(repeating: Int32(i % 5), count: 64), topK: 1, client: 1)
+            } catch {
+                failure = error
+            }
+        }
+        XCTAssertEqual(failure?.code, "internal")
+        XCTAssertTrue(failure?.description.contains("could not log") == true, failure?.description ?? "no failure")
+        let offset = try await engine.info(stream: "s").offset
+        // Evicting "s" cannot be written to disk; it stays loadable from memory meanwhile.
+        _ = try? await engine.feed(stream: "t", tokens: [1], topK: 1, client: 1)
+        let back = try await engine.info(stream: "s").offset
+        XCTAssertEqual(back, offset)
+        XCTAssertGreaterThan(store.currentStatistics().failures, 0)
+        XCTAssertNotNil(store.currentStatistics().lastError)
+    }
 }
