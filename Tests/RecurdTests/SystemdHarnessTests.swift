@@ -94,7 +94,7 @@ final class SystemdHarnessTests: XCTestCase {
         try ModelFiles.perturbedCopy(of: Repository.shakespeareModel, to: perturbed)
         try harness.write(try Data(contentsOf: perturbed), to: "/etc/recurd/model.safetensors")
         try harness.run(["systemctl", "reload", "recurd.service"])
-        try harness.waitFor("recurd.service", ["StatusText"], "the reload") { ($0["StatusText"] ?? "").contains("reloaded the model") }
+        try harness.waitFor("recurd.service", ["StatusText"], "the reload") { ($0["StatusText"] ?? "").contains("reload 1: reloaded the model") }
         let text = "Whether 'tis nobler in the mind to suffer"
         let (fresh, _) = try client.request(["op": "feed", "stream": "after-reload", "text": text])
         assertEventsMatchEval(fresh, try recurEvalPerToken(model: perturbed, text: text, in: Self.workDirectory), stream: "after-reload")
@@ -103,7 +103,7 @@ final class SystemdHarnessTests: XCTestCase {
 
         try harness.write(Data("not a model".utf8), to: "/etc/recurd/model.safetensors")
         try harness.run(["systemctl", "reload", "recurd.service"])
-        try harness.waitFor("recurd.service", ["StatusText"], "the refused reload") { ($0["StatusText"] ?? "").contains("reload refused") }
+        try harness.waitFor("recurd.service", ["StatusText"], "the refused reload") { ($0["StatusText"] ?? "").contains("reload 2: refused") }
         let (again, _) = try client.request(["op": "feed", "stream": "after-bad-reload", "text": text])
         assertEventsMatchEval(again, try recurEvalPerToken(model: perturbed, text: text, in: Self.workDirectory), stream: "after-bad-reload")
         let after = try harness.show("recurd.service", ["MainPID", "ActiveState"])
@@ -115,7 +115,7 @@ final class SystemdHarnessTests: XCTestCase {
         XCTAssertEqual(refusal?["PRIORITY"] as? String, "3", "the refusal is logged as an error")
         try harness.write(try Data(contentsOf: Repository.shakespeareModel), to: "/etc/recurd/model.safetensors")
         try harness.run(["systemctl", "reload", "recurd.service"])
-        try harness.waitFor("recurd.service", ["StatusText"], "the restoring reload") { ($0["StatusText"] ?? "").contains("reloaded the model") }
+        try harness.waitFor("recurd.service", ["StatusText"], "the restoring reload") { ($0["StatusText"] ?? "").contains("reload 3: reloaded the model") }
     }
 
     func test_c_hungEngineIsRestartedByTheWatchdog() throws {
