@@ -281,10 +281,16 @@ final class EngineCore: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let uptime = phase == .idle ? 0 : ProcessInfo.processInfo.systemUptime - startUptime
-        return EngineStats(streams: registry.streams.values.filter(\.alive).count, tokens: tokensAbsorbed,
-                           tokensPerSecond: meter.rate(at: uptime), steps: stepsTaken,
-                           meanBatch: stepsTaken > 0 ? Double(rowsStepped) / Double(stepsTaken) : 0,
-                           uptime: uptime)
+        var stats = EngineStats(streams: registry.streams.values.filter(\.alive).count, tokens: tokensAbsorbed,
+                                tokensPerSecond: meter.rate(at: uptime), steps: stepsTaken,
+                                meanBatch: stepsTaken > 0 ? Double(rowsStepped) / Double(stepsTaken) : 0,
+                                uptime: uptime)
+        if let store {
+            stats.storedStreams = store.storedStreamCount
+            stats.streamsMovedToStore = streamsStored
+            stats.streamsRestored = streamsRestored
+        }
+        return stats
     }
 
     func identify(_ client: ClientID, as caller: Caller) {

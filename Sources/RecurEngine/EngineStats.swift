@@ -12,6 +12,11 @@ public struct EngineStats: Sendable, Equatable {
     public var meanBatch: Double
     /// Seconds since `start()`.
     public var uptime: Double
+    /// With a store: streams it holds (in memory or not), and streams moved to it from memory
+    /// (eviction, expiry) and brought back since start. nil without a store.
+    public var storedStreams: Int? = nil
+    public var streamsMovedToStore = 0
+    public var streamsRestored = 0
 
     /// Memberwise, for tests and for servers that relay stats.
     public init(streams: Int, tokens: Int, tokensPerSecond: Double, steps: Int, meanBatch: Double, uptime: Double) {

@@ -184,6 +184,12 @@ public final class StateStore: StreamStore, @unchecked Sendable {
         submit(.checkpoint(snapshot, generation: g), naming: snapshot.stream)
     }
 
+    public var storedStreamCount: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return names.count
+    }
+
     public func contains(stream: String) -> Bool {
         lock.lock()
         defer { lock.unlock() }

@@ -127,6 +127,9 @@ final class CrashRecoveryTests: XCTestCase {
         let restoredOffsets = offsets.all
         phase("restored")
 
+        let (_, stats) = try restarted.connect().request(["op": "stats"])
+        XCTAssertEqual(stats["stored_streams"] as? Int, Self.streams, "\(stats)")
+        XCTAssertEqual(stats["restored"] as? Int, Self.streams, "\(stats)")
         var lost = 0, behind = 0
         for s in 0..<Self.streams where restoredOffsets[s] < acknowledged[s] {
             behind += 1

@@ -101,3 +101,53 @@ final class FlagErrorTests: XCTestCase {
         }
     }
 }
+
+/// The durable-streams flags.
+final class StateDirectoryFlagTests: XCTestCase {
+    func testRecurd_durabilityFlagsWithoutStateDir_sayToAddIt() throws {
+        let directory = try makeWorkDirectory(self)
+        for flags in [["--durability", "batched"], ["--checkpoint-interval", "100"], ["--sync-interval", "2"], ["--replay-history", "5"]] {
+            let result = try runRecurd(["--model", Repository.shakespeareModel.path, "--stdin"] + flags, in: directory, stdin: Data())
+            assertCleanError(result, mentions: [flags[0], "--state-dir"])
+        }
+    }
+
+    func testRecurd_badDurabilityValues_nameTheFlag() throws {
+        let directory = try makeWorkDirectory(self)
+        let state = directory.appendingPathComponent("state").path
+        let cases: [([String], [String])] = [
+            (["--durability", "sometimes"], ["--durability", "strict", "batched", "off"]),
+            (["--checkpoint-interval", "0"], ["--checkpoint-interval"]),
+            (["--sync-interval", "0"], ["--sync-interval"]),
+            (["--replay-history", "-1"], ["--replay-history"]),
+        ]
+        for (flags, fragments) in cases {
+            let result = try runRecurd(["--model", Repository.shakespeareModel.path, "--stdin", "--state-dir", state] + flags,
+                                       in: directory, stdin: Data())
+            assertCleanError(result, mentions: fragments)
+        }
+    }
+
+    func testRecurd_stateDirThatIsAFile_failsWithOneLine() throws {
+        let directory = try makeWorkDirectory(self)
+        let file = directory.appendingPathComponent("not-a-dir")
+        try Data("x".utf8).write(to: file)
+        let result = try runRecurd(["--model", Repository.shakespeareModel.path, "--stdin", "--state-dir", file.path,
+                                    "--log-level", "warning"], in: directory, stdin: Data())
+        assertCleanError(result, mentions: ["not-a-dir", "not a directory"])
+    }
+
+    func testRecurd_stdinWithStateDir_continuesTheStreamAfterARestart() throws {
+        let directory = try makeWorkDirectory(self)
+        let state = directory.appendingPathComponent("state").path
+        let arguments = ["--model", Repository.shakespeareModel.path, "--stdin", "--format", "tsv", "--state-dir", state]
+        let first = try runRecurd(arguments, in: directory, stdin: Data("To be, or not".utf8))
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let second = try runRecurd(arguments, in: directory, stdin: Data(" to be".utf8))
+        XCTAssertEqual(second.status, 0, second.stderr)
+        // The second run's first token is the stream's 14th: the state came back from the directory.
+        XCTAssertEqual(second.lines.first?.split(separator: "\t").first, "14", second.stdout)
+        let mode = try FileManager.default.attributesOfItem(atPath: state)[.posixPermissions] as? Int
+        XCTAssertEqual(mode, 0o700)
+    }
+}

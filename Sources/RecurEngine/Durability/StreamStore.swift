@@ -29,6 +29,9 @@ public protocol StreamStore: AnyObject, Sendable {
     /// once, even before it is on disk.
     func checkpoint(_ snapshot: StreamSnapshot)
 
+    /// Streams the store holds (answered from memory).
+    var storedStreamCount: Int { get }
+
     /// Whether the store holds a stream of this name (answered from memory).
     func contains(stream: String) -> Bool
 

@@ -174,6 +174,14 @@ struct ReplyEncoder: Sendable {
         buffer.writeJSONDouble(stats.uptime)
         buffer.writeStaticString(",\"connections\":")
         buffer.writeJSONInt(connections)
+        if let stored = stats.storedStreams {
+            buffer.writeStaticString(",\"stored_streams\":")
+            buffer.writeJSONInt(stored)
+            buffer.writeStaticString(",\"moved_to_store\":")
+            buffer.writeJSONInt(stats.streamsMovedToStore)
+            buffer.writeStaticString(",\"restored\":")
+            buffer.writeJSONInt(stats.streamsRestored)
+        }
         close(into: &buffer)
     }
 
