@@ -28,6 +28,9 @@ public final class StateStore: StreamStore, @unchecked Sendable {
         public var syncInterval: Double = 1
         /// Seconds to wait for another daemon to release the directory.
         public var lockWait: Double = 10
+        /// Caps the database at this many pages (SQLite's max_page_count), after which writes
+        /// fail as on a full disk; nil = no cap. Tests use it to exercise write failures.
+        public var maximumPages: Int?
 
         /// The defaults: strict, 10 000 tokens of history, 1 s sync interval.
         public init() {}
@@ -41,6 +44,9 @@ public final class StateStore: StreamStore, @unchecked Sendable {
         public var commits: Int
         /// Operations written (appends, checkpoints, resets, forks, ends).
         public var operations: Int
+        /// Transactions that failed (a full disk, say), and the last failure.
+        public var failures = 0
+        public var lastError: String?
     }
 
     /// The directory given.
@@ -49,29 +55,32 @@ public final class StateStore: StreamStore, @unchecked Sendable {
     public let options: Options
     public var logsTokens: Bool { options.durability != .off }
 
-    private let pool: DatabasePool
+    let pool: DatabasePool
     /// (lock) The serving model's hashes.
-    private var fingerprint: ModelFingerprint
+    var fingerprint: ModelFingerprint
     var fingerprintForLoads: ModelFingerprint {
         lock.lock()
         defer { lock.unlock() }
         return fingerprint
     }
     /// (lock) The state directory's lock, held until `close`; -1 after.
-    private var lockDescriptor: Int32
-    private let readers = DispatchQueue(label: "recur-store-read", attributes: .concurrent)
+    var lockDescriptor: Int32
+    let readers = DispatchQueue(label: "recur-store-read", attributes: .concurrent)
 
-    private let lock = NSCondition()
+    let lock = NSCondition()
     /// (lock) Waiting for the writer.
-    private var queue: [Operation] = []
+    var queue: [Operation] = []
     /// (lock) Every stream the store holds or is about to.
-    private var names: Set<String>
+    var names: Set<String>
     /// (lock) Checkpoints queued but not yet committed, newest per stream, for `load`.
-    private var pending: [String: (generation: UInt64, snapshot: StreamSnapshot)] = [:]
-    private var generation: UInt64 = 0
-    private var phase = Phase.running
-    private var statistics: Statistics
-    private enum Phase { case running, closing, closed }
+    var pending: [String: (generation: UInt64, snapshot: StreamSnapshot)] = [:]
+    var generation: UInt64 = 0
+    /// (lock) Failed transactions in a row; checkpoints are retried this many times.
+    var consecutiveFailures = 0
+    static let checkpointRetries = 50
+    var phase = Phase.running
+    var statistics: Statistics
+    enum Phase { case running, closing, closed }
 
     enum Operation {
         case append(stream: String, offset: Int, tokens: [Int32], pending: [UInt8], owner: UInt32, vocabulary: UInt64,
@@ -94,8 +103,10 @@ public final class StateStore: StreamStore, @unchecked Sendable {
             try StateDirectory.createPrivateFile(path)
             var configuration = Configuration()
             let synchronous = options.durability == .strict ? "FULL" : "NORMAL"
+            let maximumPages = options.maximumPages
             configuration.prepareDatabase { db in
                 try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+                if let maximumPages { try db.execute(sql: "PRAGMA max_page_count = \(maximumPages)") }
             }
             configuration.maximumReaderCount = 4
             configuration.label = "recur-store"
@@ -261,112 +272,5 @@ public final class StateStore: StreamStore, @unchecked Sendable {
         case .checkpoint:
             break
         }
-    }
-
-    // MARK: The writer thread
-
-    private func writerLoop() {
-        var lastSync = ProcessInfo.processInfo.systemUptime
-        var unsynced = false
-        lock.lock()
-        while true {
-            while queue.isEmpty && phase == .running {
-                if options.durability != .strict && unsynced {
-                    let wait = lastSync + options.syncInterval - ProcessInfo.processInfo.systemUptime
-                    if wait <= 0 { break }
-                    _ = lock.wait(until: Date(timeIntervalSinceNow: wait))
-                } else {
-                    lock.wait()
-                }
-            }
-            let batch = queue
-            queue = []
-            let stopping = phase != .running
-            lock.unlock()
-
-            var failure: (any Error)?
-            if !batch.isEmpty {
-                do {
-                    try pool.write { db in
-                        for operation in batch { try apply(operation, db) }
-                    }
-                    unsynced = true
-                } catch {
-                    failure = StoreError("writing \(batch.count) operations failed: \(error)")
-                }
-            }
-            let now = ProcessInfo.processInfo.systemUptime
-            if options.durability != .strict, unsynced, stopping || now >= lastSync + options.syncInterval {
-                // synchronous=NORMAL: a checkpoint fsyncs the WAL (then the database file).
-                try? pool.writeWithoutTransaction { db in _ = try db.checkpoint(.passive) }
-                lastSync = now
-                unsynced = false
-            }
-
-            lock.lock()
-            statistics.operations += batch.count
-            if !batch.isEmpty { statistics.commits += 1 }
-            for operation in batch {
-                switch operation {
-                case .checkpoint(let s, let g), .rebase(let s, _, let g, _):
-                    if pending[s.stream]?.generation == g { pending[s.stream] = nil }
-                default:
-                    break
-                }
-            }
-            lock.unlock()
-            for operation in batch {
-                switch operation {
-                case .append(_, _, _, _, _, _, let done), .rebase(_, _, _, let done), .end(_, let done): done(failure)
-                case .checkpoint: break
-                }
-            }
-            lock.lock()
-            if stopping && queue.isEmpty { break }
-        }
-        phase = .closed
-        lock.broadcast()
-        lock.unlock()
-    }
-
-    private func apply(_ operation: Operation, _ db: Database) throws {
-        switch operation {
-        case .append(let stream, let offset, let tokens, let pendingText, let owner, let vocabulary, _):
-            if offset == 0 {
-                // A creation or reset: the stream starts over, nothing before counts.
-                try db.execute(sql: "DELETE FROM log WHERE stream = ?", arguments: [stream])
-                try db.execute(sql: "DELETE FROM checkpoint WHERE stream = ?", arguments: [stream])
-            }
-            try db.execute(sql: """
-                INSERT INTO log(stream, vocabulary, owner, "offset", end_offset, tokens, pending) VALUES (?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [stream, Int64(bitPattern: vocabulary), Int64(owner), offset, offset + tokens.count,
-                                 TokenBlob.encode(tokens), Data(pendingText)])
-        case .checkpoint(let snapshot, _):
-            try writeCheckpoint(snapshot, db)
-            if snapshot.offset > options.replayHistory {
-                try db.execute(sql: "DELETE FROM log WHERE stream = ? AND end_offset <= ?",
-                               arguments: [snapshot.stream, snapshot.offset])
-            }
-        case .rebase(let snapshot, let source, _, _):
-            try db.execute(sql: "DELETE FROM log WHERE stream = ?", arguments: [snapshot.stream])
-            try writeCheckpoint(snapshot, db)
-            if let source, snapshot.offset <= options.replayHistory {
-                try db.execute(sql: """
-                    INSERT INTO log(stream, vocabulary, owner, "offset", end_offset, tokens, pending)
-                    SELECT ?, vocabulary, ?, "offset", end_offset, tokens, pending FROM log
-                    WHERE stream = ? AND end_offset <= ? ORDER BY id
-                    """, arguments: [snapshot.stream, Int64(snapshot.owner ?? 0), source, snapshot.offset])
-            }
-        case .end(let stream, _):
-            try db.execute(sql: "DELETE FROM log WHERE stream = ?", arguments: [stream])
-            try db.execute(sql: "DELETE FROM checkpoint WHERE stream = ?", arguments: [stream])
-        }
-    }
-
-    private func writeCheckpoint(_ snapshot: StreamSnapshot, _ db: Database) throws {
-        try db.execute(sql: """
-            INSERT OR REPLACE INTO checkpoint(stream, model, vocabulary, "offset", record) VALUES (?, ?, ?, ?, ?)
-            """, arguments: [snapshot.stream, Int64(bitPattern: snapshot.modelHash), Int64(bitPattern: snapshot.vocabularyHash),
-                             snapshot.offset, Data(snapshot.encoded())])
     }
 }

@@ -274,3 +274,40 @@ final class NoticeBox: @unchecked Sendable {
     func add(_ notice: StreamNotice, _ clients: [ClientID]) { lock.withLock { notices.append((notice, clients)) } }
     var all: [(StreamNotice, [ClientID])] { lock.withLock { notices } }
 }
+
+/// A store that cannot write (a full disk): feeds fail with a clear `internal` error, nothing
+/// is acknowledged that is not logged, and evicted streams stay loadable while their
+/// checkpoints are retried.
+final class StoreWriteFailureTests: XCTestCase {
+    func test_fullDisk_failsFeedsClearly_andKeepsEvictedStreamsLoadable() async throws {
+        let model = StoreFixtures.model()
+        var options = StateStore.Options()
+        options.lockWait = 0
+        options.maximumPages = 8  // the schema fits; a few rows more do not
+        let store = try StateStore(directory: try StoreFixtures.stateDirectory(self), fingerprint: ModelFingerprint(of: model),
+                                   options: options)
+        var engineOptions = EngineOptions()
+        engineOptions.maxResidentStreams = 1
+        engineOptions.idleTimeout = nil
+        let engine = StreamEngine(model: model, options: engineOptions, store: store)
+        engine.start()
+        defer { engine.shutdown(); store.close() }
+        var failure: EngineError?
+        for i in 0..<200 where failure == nil {
+            do {
+                _ = try await engine.feed(stream: "s", tokens: Array(repeating: Int32(i % 5), count: 64), topK: 1, client: 1)
+            } catch {
+                failure = error
+            }
+        }
+        XCTAssertEqual(failure?.code, "internal")
+        XCTAssertTrue(failure?.description.contains("could not log") == true, failure?.description ?? "no failure")
+        let offset = try await engine.info(stream: "s").offset
+        // Evicting "s" cannot be written to disk; it stays loadable from memory meanwhile.
+        _ = try? await engine.feed(stream: "t", tokens: [1], topK: 1, client: 1)
+        let back = try await engine.info(stream: "s").offset
+        XCTAssertEqual(back, offset)
+        XCTAssertGreaterThan(store.currentStatistics().failures, 0)
+        XCTAssertNotNil(store.currentStatistics().lastError)
+    }
+}
