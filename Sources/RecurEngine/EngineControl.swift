@@ -105,7 +105,7 @@ extension StreamEngine {
             throw .badValue("the new model cannot take over the streams: \(problem)")
         }
         let stepper = Stepper(model: model, maxBatch: options.maxBatch)
-        let fingerprint = ModelFingerprint(of: model)
+        let fingerprint = core.store == nil ? ModelFingerprint(model: 0, vocabulary: 0) : ModelFingerprint(of: model)
         let result: Result<Void, EngineError> = await withCheckedContinuation { continuation in
             core.submitModel(model, stepper: stepper, fingerprint: fingerprint) { continuation.resume(returning: $0) }
         }

@@ -78,7 +78,8 @@ final class EngineCore: @unchecked Sendable {
         self.options = options
         self.tokenLog = tokenLog
         self.store = store
-        fingerprint = ModelFingerprint(of: model)
+        // Hashing reads every parameter; only a store needs it.
+        fingerprint = store == nil ? ModelFingerprint(model: 0, vocabulary: 0) : ModelFingerprint(of: model)
         tokenizer = Tokenizer(model.vocabulary)
         vocabularySize = model.config.vocabularySize
         stateSize = model.config.stateSize

@@ -30,8 +30,12 @@ public final class StreamEngine: Sendable {
         core = EngineCore(model: model, options: options, tokenLog: tokenLog, store: store)
     }
 
-    /// The hashes stored states are tagged with.
-    public var fingerprint: ModelFingerprint { core.fingerprint }
+    /// The hashes stored states are tagged with (zero for an engine without a store).
+    public var fingerprint: ModelFingerprint {
+        core.lock.lock()
+        defer { core.lock.unlock() }
+        return core.fingerprint
+    }
 
     /// Starts the stepping thread; call once. Requests made before wait until then.
     /// `shutdown()` stops it (pending jobs fail with `.shuttingDown`).

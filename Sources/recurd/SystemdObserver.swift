@@ -13,6 +13,8 @@ struct SystemdObserver: DaemonObserver {
     let logger: Logger
     /// TEST ONLY: hang the engine this long after start (RECURD_TEST_HANG_ENGINE_AFTER).
     let hangEngineAfter: Duration?
+    /// How the last reload ended, kept in every later status line.
+    let lastReload = LastReload()
 
     /// Under systemd, connections wait in the fd store across a restart (the unit sets
     /// FileDescriptorStoreMax=); outside it they are closed at a graceful stop.
@@ -23,7 +25,7 @@ struct SystemdObserver: DaemonObserver {
     func services(for daemon: DaemonHandle) -> [any Service] {
         var services: [any Service] = []
         if notifier.isEnabled {
-            services.append(SystemdPulse(notifier: notifier, daemon: daemon, logger: logger))
+            services.append(SystemdPulse(notifier: notifier, daemon: daemon, lastReload: lastReload, logger: logger))
         }
         if let hangEngineAfter {
             services.append(EngineHangForTesting(daemon: daemon, after: hangEngineAfter, logger: logger))
@@ -32,7 +34,7 @@ struct SystemdObserver: DaemonObserver {
     }
 
     func ready(_ daemon: DaemonHandle) {
-        Task { notifier.ready(status: await Self.status(daemon)) }
+        Task { notifier.ready(status: await Self.status(daemon, lastReload: lastReload)) }
     }
 
     func reloading(_ daemon: DaemonHandle) {
@@ -40,20 +42,36 @@ struct SystemdObserver: DaemonObserver {
     }
 
     func reloaded(_ outcome: ReloadOutcome, daemon: DaemonHandle) {
-        switch outcome {
-        case .replaced:
-            notifier.ready(status: "reloaded the model; serving")
-        case .refused(let reason):
-            notifier.ready(status: "reload refused, previous model serving: \(reason)")
+        lastReload.record(outcome)
+        Task { notifier.ready(status: await Self.status(daemon, lastReload: lastReload)) }
+    }
+
+    /// `serving 3 streams, 120.5 tokens/s, 2 connections, 5000 tokens since start`, then
+    /// `; reload 2: reloaded the model` (or `; reload 2: refused, ...`) once there was one.
+    static func status(_ daemon: DaemonHandle, lastReload: LastReload) async -> String {
+        let stats = await daemon.engine.stats()
+        let rate = (stats.tokensPerSecond * 10).rounded() / 10
+        var line = "serving \(stats.streams) streams, \(rate) tokens/s, \(daemon.openConnections) connections, \(stats.tokens) tokens since start"
+        if let reload = lastReload.summary { line += "; \(reload)" }
+        return line
+    }
+}
+
+/// The outcome of the last reload, numbered, for the status line.
+final class LastReload: Sendable {
+    private let state = Mutex<(count: Int, summary: String?)>((0, nil))
+
+    func record(_ outcome: ReloadOutcome) {
+        state.withLock { s in
+            s.count += 1
+            switch outcome {
+            case .replaced: s.summary = "reload \(s.count): reloaded the model"
+            case .refused(let reason): s.summary = "reload \(s.count): refused, the previous model serves (\(reason))"
+            }
         }
     }
 
-    /// `serving 3 streams, 120.5 tokens/s, 2 connections, 5000 tokens since start`.
-    static func status(_ daemon: DaemonHandle) async -> String {
-        let stats = await daemon.engine.stats()
-        let rate = (stats.tokensPerSecond * 10).rounded() / 10
-        return "serving \(stats.streams) streams, \(rate) tokens/s, \(daemon.openConnections) connections, \(stats.tokens) tokens since start"
-    }
+    var summary: String? { state.withLock { $0.summary } }
 }
 
 /// Every interval: STATUS= with live figures, and WATCHDOG=1 when the engine thread answered the
@@ -62,6 +80,7 @@ struct SystemdObserver: DaemonObserver {
 struct SystemdPulse: Service {
     let notifier: SystemdNotifier
     let daemon: DaemonHandle
+    let lastReload: LastReload
     let logger: Logger
 
     func run() async throws {
@@ -80,7 +99,7 @@ struct SystemdPulse: Service {
                     notifier.watchdogPing()
                     daemon.engine.requestHeartbeat { answered.store(true, ordering: .releasing) }
                 }
-                notifier.status(await SystemdObserver.status(daemon))
+                notifier.status(await SystemdObserver.status(daemon, lastReload: lastReload))
             }
         } onGracefulShutdown: {
             notifier.stopping(status: "stopping: finishing the requests in flight")

@@ -65,7 +65,7 @@ final class SystemdLightTests: XCTestCase {
         let reloading = try listener.waitFor("RELOADING=1") { $0.contains("RELOADING=1") }
         XCTAssertTrue(reloading.contains("MONOTONIC_USEC="), reloading)
         let reloaded = try listener.waitFor("READY=1 after the reload") { $0.contains("READY=1") }
-        XCTAssertTrue(reloaded.contains("reloaded the model"), reloaded)
+        XCTAssertTrue(reloaded.contains("reload 1: reloaded the model"), reloaded)
         // The old stream carries on from its offset; a new stream scores exactly as recur eval
         // does with the new file.
         let (after, _) = try client.request(["op": "feed", "stream": "kept", "text": second])
@@ -82,7 +82,7 @@ final class SystemdLightTests: XCTestCase {
             child.signal(SIGHUP)
             try listener.waitFor("RELOADING=1 (\(name))") { $0.contains("RELOADING=1") }
             let refused = try listener.waitFor("READY=1 after the \(name) reload") { $0.contains("READY=1") }
-            XCTAssertTrue(refused.contains("reload refused"), refused)
+            XCTAssertTrue(refused.contains(": refused, the previous model serves"), refused)
             let (again, reply) = try client.request(["op": "feed", "stream": "new-\(name)", "text": first])
             XCTAssertNil(Protocol.errorCode(reply), "\(reply)")
             assertEventsMatchEval(again, try recurEvalPerToken(model: perturbed, text: first, in: directory), stream: "new-\(name)")
