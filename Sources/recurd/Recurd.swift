@@ -72,10 +72,10 @@ struct Recurd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Socket clients served at once; beyond this a new connection gets a clear refusal and is closed.", valueName: "n"))
     var maxConnections = 1024
 
-    @Option(help: ArgumentHelp("Streams kept in memory at most; beyond this the least recently used idle one is evicted, and its clients are told.", valueName: "n"))
+    @Option(help: ArgumentHelp("Streams kept in memory at most; beyond this the least recently used idle one is evicted: dropped, its clients told, or with --state-dir moved to the state directory until its next request.", valueName: "n"))
     var maxStreams = EngineOptions().maxResidentStreams
 
-    @Option(help: ArgumentHelp("Expire a stream after this many seconds without activity, telling its clients; 0 never expires.", valueName: "seconds"))
+    @Option(help: ArgumentHelp("Expire a stream after this many seconds without activity: dropped, its clients told, or with --state-dir moved to the state directory until its next request; 0 never expires.", valueName: "seconds"))
     var idleTimeout: Double = EngineOptions().idleTimeout ?? 0
 
     @Option(help: ArgumentHelp("Keep streams durably in this directory (created 0700 if missing): token log, checkpoints, evicted streams. Without it streams live in memory only.", valueName: "dir"))
