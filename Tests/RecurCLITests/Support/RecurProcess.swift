@@ -50,7 +50,10 @@ enum Recur {
         }
         try process.run()
         if let stdin, let input {
-            input.fileHandleForWriting.write(stdin)
+            // recur may exit before reading its input (a bad model file): the write then fails
+            // with EPIPE, which must not kill the test process with SIGPIPE.
+            signal(SIGPIPE, SIG_IGN)
+            try? input.fileHandleForWriting.write(contentsOf: stdin)
             try input.fileHandleForWriting.close()
         }
         return RunningRecur(process: process, stdoutURL: out, stderrURL: err)
