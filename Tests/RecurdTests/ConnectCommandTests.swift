@@ -7,8 +7,10 @@ final class ConnectCommandTests: XCTestCase {
         let daemon = try Daemon.start(self)
         let text = String(repeating: try String(contentsOf: Repository.hamlet, encoding: .utf8), count: 8)
         let reference = try recurEvalPerToken(model: Repository.shakespeareModel, text: text, in: daemon.directory)
+        // About 5 000 tokens through debug builds: seconds on a quiet machine, but a loaded CI
+        // machine was seen to need more than the default 30 s, which is only a hang guard.
         let result = try runRecur(["connect", "--socket", daemon.socketPath, "--stream", "piped", "--json"],
-                                  in: daemon.directory, stdin: Data(text.utf8))
+                                  in: daemon.directory, stdin: Data(text.utf8), timeout: 120)
         XCTAssertEqual(result.status, 0, result.stderr)
         let messages = try result.lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
         assertEventsMatchEval(messages.filter(Protocol.isTokenEvent), reference, stream: "piped")
