@@ -60,13 +60,15 @@ extension Vocabulary {
         "'" + escapedForDisplay(token) + "'"
     }
 
-    /// `token` with control characters made visible: `\n`, `\t`, and `\u{..}` for the rest.
-    static func escapedForDisplay(_ token: String) -> String {
+    /// `token` with control characters made visible: `\n`, `\t`, `\r`, and `\u{..}` for the
+    /// rest (error messages here, `recur connect`'s readable output).
+    public static func escapedForDisplay(_ token: String) -> String {
         var out = ""
         for scalar in token.unicodeScalars {
             switch scalar {
             case "\n": out += "\\n"
             case "\t": out += "\\t"
+            case "\r": out += "\\r"
             default:
                 if scalar.properties.generalCategory == .control {
                     out += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"

@@ -197,22 +197,7 @@ private final class ConnectSession {
     /// Newline, tab and other control characters as escapes; a lone space as `␣` so the
     /// columns stay readable.
     static func escaped(_ token: String) -> String {
-        if token == " " { return "␣" }
-        var out = ""
-        for scalar in token.unicodeScalars {
-            switch scalar {
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default:
-                if scalar.properties.generalCategory == .control {
-                    out += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out
+        token == " " ? "␣" : Vocabulary.escapedForDisplay(token)
     }
 }
 
