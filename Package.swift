@@ -115,6 +115,7 @@ let package = Package(
                 "RecurCore",
                 "RecurEngine",
                 "RecurStore",
+                "RecurServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

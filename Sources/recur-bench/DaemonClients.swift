@@ -1,4 +1,5 @@
 import Foundation
+import RecurServer
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -116,16 +117,9 @@ func now() -> Double {
 func connectUnix(_ path: String) throws -> Int32 {
     let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw BenchError("socket(): \(String(cString: strerror(errno)))") }
-    var addr = sockaddr_un()
-    addr.sun_family = sa_family_t(AF_UNIX)
-    let bytes = Array(path.utf8)
-    guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw BenchError("socket path too long: \(path)") }
-    withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-        raw.copyBytes(from: bytes)
-        raw[bytes.count] = 0
-    }
-    let ok = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    guard let ok = UnixSocketAddress.withAddress(of: path, { connect(fd, $0, $1) }) else {
+        close(fd)
+        throw BenchError("socket path too long: \(path)")
     }
     guard ok == 0 else {
         let message = String(cString: strerror(errno))

@@ -261,17 +261,9 @@ private final class DaemonConnection {
         self.path = path
         fd = socket(AF_UNIX, streamSocket, 0)
         guard fd >= 0 else { throw CLIError("cannot create a socket: \(String(cString: strerror(errno)))") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes.prefix(raw.count - 1))
-            raw[min(bytes.count, raw.count - 1)] = 0
-        }
-        let status = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                systemConnect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
+        guard let status = UnixSocketAddress.withAddress(of: path, { systemConnect(fd, $0, $1) }) else {
+            close(fd)
+            throw CLIError("the socket path '\(path)' is longer than the \(UnixSocketAddress.maxPathLength) bytes a Unix socket allows")
         }
         guard status == 0 else {
             let code = errno
