@@ -68,6 +68,41 @@ extension ByteBuffer {
         writeStaticString("\":")
     }
 
+    /// `,"key":value` after earlier members, for a key that needs no escaping.
+    mutating func writeJSONMember(_ key: StaticString, int value: Int) {
+        writeJSONMemberKey(key)
+        writeJSONInt(value)
+    }
+
+    /// `,"key":value` (a double, shortest round-tripping digits).
+    mutating func writeJSONMember(_ key: StaticString, double value: Double) {
+        writeJSONMemberKey(key)
+        writeJSONDouble(value)
+    }
+
+    /// `,"key":value` (a float).
+    mutating func writeJSONMember(_ key: StaticString, float value: Float) {
+        writeJSONMemberKey(key)
+        writeJSONFloat(value)
+    }
+
+    /// `,"key":"value"` (escaped).
+    mutating func writeJSONMember(_ key: StaticString, string value: String) {
+        writeJSONMemberKey(key)
+        writeJSONString(value)
+    }
+
+    /// `,"key":true` or `false`.
+    mutating func writeJSONMember(_ key: StaticString, bool value: Bool) {
+        writeJSONMemberKey(key)
+        writeJSONBool(value)
+    }
+
+    private mutating func writeJSONMemberKey(_ key: StaticString) {
+        writeInteger(UInt8(ascii: ","))
+        writeJSONKey(key)
+    }
+
     /// Any parsed value, compactly; numbers are written back as their original literal.
     mutating func writeJSONValue(_ value: JSONValue) {
         switch value {

@@ -37,8 +37,7 @@ struct ReplyEncoder: Sendable {
         buffer.writeStaticString(op)
         buffer.writeInteger(UInt8(ascii: "\""))
         if let stream {
-            buffer.writeStaticString(",\"stream\":")
-            buffer.writeJSONString(stream)
+            buffer.writeJSONMember("stream", string: stream)
         }
     }
 
@@ -49,8 +48,7 @@ struct ReplyEncoder: Sendable {
         for (i, c) in list.enumerated() {
             buffer.writeStaticString(i == 0 ? "{\"token\":" : ",{\"token\":")
             tokens.writeJSON(c.token, into: &buffer)
-            buffer.writeStaticString(",\"p\":")
-            buffer.writeJSONFloat(c.probability)
+            buffer.writeJSONMember("p", float: c.probability)
             buffer.writeInteger(UInt8(ascii: "}"))
         }
         buffer.writeInteger(UInt8(ascii: "]"))
@@ -62,8 +60,7 @@ struct ReplyEncoder: Sendable {
         open(id, into: &buffer)
         buffer.writeJSONKey("stream")
         buffer.writeImmutableBuffer(quotedStream)
-        buffer.writeStaticString(",\"offset\":")
-        buffer.writeJSONInt(event.offset)
+        buffer.writeJSONMember("offset", int: event.offset)
         buffer.writeStaticString(",\"token\":")
         tokens.writeJSON(event.token, into: &buffer)
         buffer.writeStaticString(",\"logprob\":")
@@ -86,8 +83,7 @@ struct ReplyEncoder: Sendable {
         buffer.writeStaticString(",\"done\":true,\"tokens\":")
         buffer.writeJSONInt(count)
         if let offset {
-            buffer.writeStaticString(",\"offset\":")
-            buffer.writeJSONInt(offset)
+            buffer.writeJSONMember("offset", int: offset)
         }
         close(into: &buffer)
     }
@@ -95,8 +91,7 @@ struct ReplyEncoder: Sendable {
     /// `{"op":"predict","stream":S,"text":T,"tokens":[{"token":T1,"p":P1},...]}`.
     func predicted(id: JSONValue?, stream: String, tokens list: [TokenProbability], into buffer: inout ByteBuffer) {
         replyHead("predict", id: id, stream: stream, into: &buffer)
-        buffer.writeStaticString(",\"text\":")
-        buffer.writeJSONString(tokenizer.decode(list.map(\.token)))
+        buffer.writeJSONMember("text", string: tokenizer.decode(list.map(\.token)))
         buffer.writeInteger(UInt8(ascii: ","))
         candidates("tokens", list, into: &buffer)
         close(into: &buffer)
@@ -112,28 +107,21 @@ struct ReplyEncoder: Sendable {
     /// `{"op":"fork","stream":S,"into":N,"done":true}`.
     func forked(id: JSONValue?, stream: String, into newName: String, into buffer: inout ByteBuffer) {
         replyHead("fork", id: id, stream: stream, into: &buffer)
-        buffer.writeStaticString(",\"into\":")
-        buffer.writeJSONString(newName)
+        buffer.writeJSONMember("into", string: newName)
         buffer.writeStaticString(",\"done\":true")
         close(into: &buffer)
     }
 
     /// The members of a stream's info after its name (shared by info and list).
     private func infoMembers(_ info: StreamInfo, into buffer: inout ByteBuffer) {
-        buffer.writeStaticString(",\"offset\":")
-        buffer.writeJSONInt(info.offset)
-        buffer.writeStaticString(",\"scored_tokens\":")
-        buffer.writeJSONInt(info.scoredTokens)
+        buffer.writeJSONMember("offset", int: info.offset)
+        buffer.writeJSONMember("scored_tokens", int: info.scoredTokens)
         buffer.writeStaticString(",\"mean_loss\":")
         if let loss = info.meanLoss { buffer.writeJSONDouble(loss) } else { buffer.writeStaticString("null") }
-        buffer.writeStaticString(",\"created\":")
-        buffer.writeJSONString(Timestamp.iso8601(info.created))
-        buffer.writeStaticString(",\"last_activity\":")
-        buffer.writeJSONString(Timestamp.iso8601(info.lastActivity))
-        buffer.writeStaticString(",\"pending_bytes\":")
-        buffer.writeJSONInt(info.pendingText)
-        buffer.writeStaticString(",\"owner\":")
-        buffer.writeJSONInt(Int(info.owner))
+        buffer.writeJSONMember("created", string: Timestamp.iso8601(info.created))
+        buffer.writeJSONMember("last_activity", string: Timestamp.iso8601(info.lastActivity))
+        buffer.writeJSONMember("pending_bytes", int: info.pendingText)
+        buffer.writeJSONMember("owner", int: Int(info.owner))
     }
 
     /// `{"op":"info","stream":S,"offset":N,"scored_tokens":M,"mean_loss":L,"created":T,"last_activity":T,"pending_bytes":P,"owner":U}`.
@@ -160,27 +148,17 @@ struct ReplyEncoder: Sendable {
     /// `{"op":"stats","streams":..,"tokens":..,"tokens_per_second":..,"steps":..,"mean_batch":..,"uptime":..,"connections":..}`.
     func stats(id: JSONValue?, _ stats: EngineStats, connections: Int, into buffer: inout ByteBuffer) {
         replyHead("stats", id: id, stream: nil, into: &buffer)
-        buffer.writeStaticString(",\"streams\":")
-        buffer.writeJSONInt(stats.streams)
-        buffer.writeStaticString(",\"tokens\":")
-        buffer.writeJSONInt(stats.tokens)
-        buffer.writeStaticString(",\"tokens_per_second\":")
-        buffer.writeJSONDouble(stats.tokensPerSecond)
-        buffer.writeStaticString(",\"steps\":")
-        buffer.writeJSONInt(stats.steps)
-        buffer.writeStaticString(",\"mean_batch\":")
-        buffer.writeJSONDouble(stats.meanBatch)
-        buffer.writeStaticString(",\"uptime\":")
-        buffer.writeJSONDouble(stats.uptime)
-        buffer.writeStaticString(",\"connections\":")
-        buffer.writeJSONInt(connections)
+        buffer.writeJSONMember("streams", int: stats.streams)
+        buffer.writeJSONMember("tokens", int: stats.tokens)
+        buffer.writeJSONMember("tokens_per_second", double: stats.tokensPerSecond)
+        buffer.writeJSONMember("steps", int: stats.steps)
+        buffer.writeJSONMember("mean_batch", double: stats.meanBatch)
+        buffer.writeJSONMember("uptime", double: stats.uptime)
+        buffer.writeJSONMember("connections", int: connections)
         if let stored = stats.storedStreams {
-            buffer.writeStaticString(",\"stored_streams\":")
-            buffer.writeJSONInt(stored)
-            buffer.writeStaticString(",\"moved_to_store\":")
-            buffer.writeJSONInt(stats.streamsMovedToStore)
-            buffer.writeStaticString(",\"restored\":")
-            buffer.writeJSONInt(stats.streamsRestored)
+            buffer.writeJSONMember("stored_streams", int: stored)
+            buffer.writeJSONMember("moved_to_store", int: stats.streamsMovedToStore)
+            buffer.writeJSONMember("restored", int: stats.streamsRestored)
         }
         close(into: &buffer)
     }
@@ -189,26 +167,17 @@ struct ReplyEncoder: Sendable {
     func modelInfo(id: JSONValue?, model: Model, into buffer: inout ByteBuffer) {
         let c = model.config
         replyHead("model", id: id, stream: nil, into: &buffer)
-        buffer.writeStaticString(",\"cell\":")
-        buffer.writeJSONString(c.cell.rawValue)
+        buffer.writeJSONMember("cell", string: c.cell.rawValue)
         if c.cell == .rnn {
-            buffer.writeStaticString(",\"nonlinearity\":")
-            buffer.writeJSONString(c.nonlinearity.rawValue)
+            buffer.writeJSONMember("nonlinearity", string: c.nonlinearity.rawValue)
         }
-        buffer.writeStaticString(",\"layers\":")
-        buffer.writeJSONInt(c.layers)
-        buffer.writeStaticString(",\"hidden\":")
-        buffer.writeJSONInt(c.hiddenSize)
-        buffer.writeStaticString(",\"embedding\":")
-        buffer.writeJSONInt(c.embeddingSize)
-        buffer.writeStaticString(",\"vocab_size\":")
-        buffer.writeJSONInt(c.vocabularySize)
-        buffer.writeStaticString(",\"tokenizer\":")
-        buffer.writeJSONString(model.vocabulary.kind.rawValue)
-        buffer.writeStaticString(",\"unknown\":")
-        buffer.writeJSONString(model.vocabulary.unknownPolicy.rawValue)
-        buffer.writeStaticString(",\"parameters\":")
-        buffer.writeJSONInt(model.parameters.count)
+        buffer.writeJSONMember("layers", int: c.layers)
+        buffer.writeJSONMember("hidden", int: c.hiddenSize)
+        buffer.writeJSONMember("embedding", int: c.embeddingSize)
+        buffer.writeJSONMember("vocab_size", int: c.vocabularySize)
+        buffer.writeJSONMember("tokenizer", string: model.vocabulary.kind.rawValue)
+        buffer.writeJSONMember("unknown", string: model.vocabulary.unknownPolicy.rawValue)
+        buffer.writeJSONMember("parameters", int: model.parameters.count)
         buffer.writeStaticString(",\"provenance\":{")
         for (i, key) in model.provenance.keys.sorted().enumerated() {
             if i > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
@@ -224,8 +193,7 @@ struct ReplyEncoder: Sendable {
     func error(_ error: ProtocolError, id: JSONValue?, into buffer: inout ByteBuffer) {
         buffer.writeStaticString("{\"error\":{\"code\":")
         buffer.writeJSONString(error.code)
-        buffer.writeStaticString(",\"message\":")
-        buffer.writeJSONString(error.message)
+        buffer.writeJSONMember("message", string: error.message)
         buffer.writeInteger(UInt8(ascii: "}"))
         if let id {
             buffer.writeStaticString(",\"id\":")
@@ -238,10 +206,8 @@ struct ReplyEncoder: Sendable {
     func notice(_ notice: StreamNotice, into buffer: inout ByteBuffer) {
         buffer.writeStaticString("{\"notice\":")
         buffer.writeJSONString(notice.kind.rawValue)
-        buffer.writeStaticString(",\"stream\":")
-        buffer.writeJSONString(notice.stream)
-        buffer.writeStaticString(",\"message\":")
-        buffer.writeJSONString(notice.message)
+        buffer.writeJSONMember("stream", string: notice.stream)
+        buffer.writeJSONMember("message", string: notice.message)
         close(into: &buffer)
     }
 }
