@@ -20,7 +20,7 @@ extension StreamEngine {
         // Everything is queued before the thread starts, so every step is a full batch.
         for s in 0..<streams {
             let tokens = (0..<steps).map { _ in Int32(truncatingIfNeeded: rng.next() % UInt64(V)) }
-            let job = Job(kind: .feedTokens(tokens), client: 0, topK: 5) { progress.finished($0) }
+            let job = Job(.feed(.waiting(.tokens(tokens), createdStream: false)), client: 0, topK: 5) { progress.finished($0) }
             do {
                 try engine.core.submit(job, to: "bench-\(s)", create: true)
             } catch {

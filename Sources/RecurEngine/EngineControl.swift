@@ -129,15 +129,18 @@ extension StreamEngine {
         return core.registry.subscriptions(of: client).sorted()
     }
 
-    /// Subscribes `client` to each named stream that exists (a connection handed over from the
-    /// previous process); names of streams that are gone are skipped. A stream in the store
+    /// Subscribes `client` to each named stream that exists and that its user may use (a
+    /// connection handed over from the previous process, identified first); names of streams
+    /// that are gone or belong to another user are skipped. A stream in the store
     /// (every stream, just after a restart) gets the subscription when it is brought back.
     public func subscribe(client: ClientID, to streams: [String]) {
         core.lock.lock()
         defer { core.lock.unlock() }
         for name in streams {
-            if let record = core.registry[name], record.alive, record.restored {
-                core.registry.subscribe(client, to: record)
+            // Only a stream the client's user may use (it is checked again for a stored one,
+            // once loaded).
+            if let record = core.registry[name], record.isResident {
+                if record.allows(core.caller(of: client)) { core.registry.subscribe(client, to: record) }
             } else if core.store?.contains(stream: name) == true {
                 core.deferredSubscriptions[name, default: []].insert(client)
             }

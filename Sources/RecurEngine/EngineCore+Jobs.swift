@@ -2,51 +2,56 @@ import RecurCore
 
 /// Running the job at the head of a stream's queue, on the engine thread under the lock. Jobs
 /// of one stream run strictly in submission order: a job leaves the head only when finished.
+/// Each job kind is a state machine (`JobState`); this file decides its next action.
 extension EngineCore {
-    /// Runs the stream's head jobs until one has to wait (for steps, for the token log, for a
-    /// fork's source) or the queue is empty; a dead stream with an empty queue is removed.
+    /// Runs the stream's head jobs until one has to wait (for steps, for the store, for a
+    /// fork's source) or the queue is empty; a gone stream with an empty queue is removed.
     func advance(_ record: StreamRecord, at now: Moment, finished: inout [Finished]) {
         while let job = record.jobs.first {
-            guard let result = execute(job, on: record, at: now) else {
-                checkpointIfDue(record)
+            guard let result = execute(job, on: record, at: now, finished: &finished) else {
+                if record.isResident { checkpointIfDue(record) }
                 return
             }
             record.jobs.removeFirst()
-            registry.touch(record, at: now)
-            if case .failure = result, job.createdStream, record.offset == 0, record.jobs.isEmpty {
-                record.alive = false  // a rejected first feed leaves no stream behind
+            // A refused request is no activity on the stream.
+            if job.access == .granted { registry.touch(record, at: now) }
+            if case .failure = result, job.createdStream, record.isResident, record.offset == 0, record.jobs.isEmpty {
+                registry.retire(record, to: .gone(failure: nil))  // a rejected first feed leaves no stream behind
             }
             if let completion = job.completion { finished.append((completion, result)) }
         }
-        if record.loadError != nil { record.alive = false }
-        if record.alive { checkpointIfDue(record) } else { registry.remove(record) }
+        switch record.residency {
+        case .resident: checkpointIfDue(record)
+        case .gone: registry.remove(record)
+        case .loading: assertionFailure("stream '\(record.name)' is loading with nothing queued")
+        case .storing: break  // a stale mark from before it was stored
+        }
     }
 
     /// Does what the job can do now: its result when finished, nil when it must wait.
-    private func execute(_ job: Job, on record: StreamRecord, at now: Moment) -> Result<JobOutput, EngineError>? {
-        if let failure = record.loadError {
-            abandonFork(job)
-            return .failure(failure)
-        }
-        if job.ownerUnchecked, record.alive {
-            job.ownerUnchecked = false
+    private func execute(_ job: Job, on record: StreamRecord, at now: Moment,
+                         finished: inout [Finished]) -> Result<JobOutput, EngineError>? {
+        if case .restore = job.state { return restore(job, on: record, finished: &finished) }
+        precondition(record.residency != .loading, "a \(job.state) job ran on stream '\(record.name)' while it is loading")
+        if job.access == .unchecked, record.isResident {
+            // Queued while the owner was not known (behind a feed that re-created the stream):
+            // checked before it changes anything.
             do throws(EngineError) {
-                try checkAccess(to: record, by: job.caller)
+                try grant(job, on: record)
             } catch {
-                abandonFork(job)
                 return .failure(error)
             }
         }
-        switch job.kind {
+        switch job.state {
+        case .restore:
+            preconditionFailure("unreachable: restores are run above")
         case .forkBarrier:
             return nil
-        case .restore:
-            return restore(job, on: record)
         case .info:
-            guard record.alive else { return .failure(.unknownStream(record.name)) }
+            if let missing = missing(record) { return .failure(missing) }
             return .success(.info(record.info()))
         case .reset:
-            guard record.alive else { return .failure(.unknownStream(record.name)) }
+            if let missing = missing(record) { return .failure(missing) }
             let empty = emptySnapshot(of: record)
             switch recorded(job, of: record, "reset", { store, done in store.rebase(empty, historyOf: nil, completion: done) }) {
             case nil: return nil
@@ -59,7 +64,7 @@ extension EngineCore {
                      message: "stream \(EngineError.quoted(record.name)) was reset by another client")
             return .success(.done)
         case .end:
-            guard record.alive else { return .failure(.unknownStream(record.name)) }
+            if let missing = missing(record) { return .failure(missing) }
             let name = record.name
             switch recorded(job, of: record, "end", { store, done in store.end(stream: name, completion: done) }) {
             case nil: return nil
@@ -69,50 +74,101 @@ extension EngineCore {
             announce(.ended, of: record, except: job.client,
                      message: "stream \(EngineError.quoted(record.name)) was ended by another client")
             record.clear()
-            record.alive = false
-            let later = Set(record.jobs.dropFirst().compactMap(\.client))
-            for client in record.subscribers where !later.contains(client) { registry.unsubscribe(client, from: record) }
+            // Clients with later requests on the name stay subscribed (a feed re-creates it).
+            let later = Set(record.jobs.dropFirst().filter { $0.access == .granted }.compactMap(\.client))
+            registry.retire(record, to: .gone(failure: nil), keeping: later)
             return .success(.done)
-        case .fork(let target):
-            if record.alive, store != nil {
+        case .fork(let fork):
+            if let missing = missing(record) {
+                abandonFork(job)
+                return .failure(missing)
+            }
+            let target: StreamRecord
+            switch fork {
+            case .awaitingOwner(let name):
+                // The source came back from the store and its owner allows the fork: only now
+                // is the target's name taken.
+                do throws(EngineError) {
+                    target = try registerForkTarget(name, of: record, for: job, at: now)
+                } catch {
+                    return .failure(error)
+                }
+                job.enter(.fork(.copying(target: target, .pending)))
+            case .copying(let into, _):
+                target = into
+            }
+            if store != nil {
                 var copy = record.snapshot(fingerprint: fingerprint)
                 copy.stream = target.name
                 copy.created = target.created
                 copy.owner = target.owner
                 let source = record.name
                 switch recorded(job, of: record, "fork", { store, done in store.rebase(copy, historyOf: source, completion: done) }) {
-                case nil: return nil
-                case .failure(let failure)?: return .failure(failure)
-                case .success?: break
+                case nil:
+                    return nil
+                case .failure(let failure)?:
+                    abandonFork(job)
+                    return .failure(failure)
+                case .success?:
+                    break
                 }
             }
-            return fork(record, into: target)
-        case .feedText, .feedTokens:
-            if !job.prepared, let failure = prepareFeed(job, on: record, at: now) { return .failure(failure) }
-            if let failure = job.logFailure { return .failure(failure) }
-            if job.cursor == job.tokens.count { return .success(.events(job.events)) }
-            if job.cursor < job.durableEnd {
-                activate(record)
-            } else if !job.logging {
-                startLogging(job, of: record)
+            return copy(record, into: target)
+        case .feed(let feed):
+            if case .waiting(let input, let created) = feed,
+               let failure = prepareFeed(job, input, createdStream: created, on: record, at: now) {
+                return .failure(failure)
             }
-            return nil
-        case .predict(let request):
-            if !job.prepared {
-                job.prepared = true
-                guard record.alive else { return .failure(.unknownStream(record.name)) }
+            switch job.nextFeedAction(segment: options.maxTokensPerFeedJob) {
+            case .step:
+                activate(record)
+                return nil
+            case .wait:
+                return nil
+            case .log(let run, let range):
+                startLogging(job, run, range, of: record)
+                return nil
+            case .finish(let result):
+                return result
+            }
+        case .predict(let predict):
+            let run: PredictionRun
+            switch predict {
+            case .waiting(let request):
+                if let missing = missing(record) { return .failure(missing) }
                 guard record.offset > 0 else {
                     return .failure(.badValue("stream \(EngineError.quoted(record.name)) has absorbed no tokens yet, so there is nothing to continue"))
                 }
                 guard request.count > 0 else { return .success(.predictions([])) }
-                let run = PredictionRun(request: request, from: record, vocabularySize: vocabularySize)
+                run = PredictionRun(request: request, from: record, vocabularySize: vocabularySize)
                 run.choose()  // the first token comes from the stream's last prediction, no step needed
-                job.prediction = run
+                job.enter(.predict(.stepping(run)))
+            case .stepping(let running):
+                run = running
             }
-            if let run = job.prediction, run.isFinished { return .success(.predictions(run.results)) }
+            if run.isFinished { return .success(.predictions(run.results)) }
             activate(record)
             return nil
         }
+    }
+
+    /// Why the stream cannot serve a request that needs it: gone (ended, not in the store),
+    /// or not loadable. nil when it is resident.
+    private func missing(_ record: StreamRecord) -> EngineError? {
+        switch record.residency {
+        case .resident: nil
+        case .gone(let failure): failure ?? .unknownStream(record.name)
+        case .loading, .storing: preconditionFailure("a request ran on stream '\(record.name)' while it is \(record.residency)")
+        }
+    }
+
+    /// Checks that the job's caller may use the stream, then subscribes its client. Under the lock.
+    func grant(_ job: Job, on record: StreamRecord) throws(EngineError) {
+        precondition(job.access == .unchecked && record.isResident,
+                     "granted a job that is \(job.access) on stream '\(record.name)', which is \(record.residency)")
+        try checkAccess(to: record, by: job.caller)
+        job.access = .granted
+        if let client = job.client { registry.subscribe(client, to: record) }
     }
 
     func activate(_ record: StreamRecord) {
@@ -121,26 +177,22 @@ extension EngineCore {
         active.append(record)
     }
 
-    /// A fork that fails before copying: its target (registered at submission, its queue held
-    /// by a barrier) goes, and requests queued on it see a missing stream.
+    /// A fork that fails before copying: its target (registered with a barrier at the head of
+    /// its queue) goes, and requests queued on it see a missing stream.
     private func abandonFork(_ job: Job) {
-        guard case .fork(let target) = job.kind, case .forkBarrier = target.jobs.first?.kind else { return }
+        guard case .fork(.copying(let target, _)) = job.state, case .forkBarrier = target.jobs.first?.state else { return }
         target.jobs.removeFirst()
-        target.alive = false
+        if target.isResident { registry.retire(target, to: .gone(failure: nil)) }
         markReady(target)
     }
 
     /// Copies `source` into `target` and releases the target's queue.
-    private func fork(_ source: StreamRecord, into target: StreamRecord) -> Result<JobOutput, EngineError> {
-        guard case .forkBarrier = target.jobs.first?.kind else {
+    private func copy(_ source: StreamRecord, into target: StreamRecord) -> Result<JobOutput, EngineError> {
+        guard case .forkBarrier = target.jobs.first?.state else {
             preconditionFailure("fork target '\(target.name)' lost the barrier at the head of its queue")
         }
         target.jobs.removeFirst()
         markReady(target)
-        guard source.alive else {
-            target.alive = false
-            return .failure(.unknownStream(source.name))
-        }
         target.state.p.update(from: source.state.p, count: stateSize)
         target.logProbs.p.update(from: source.logProbs.p, count: vocabularySize)
         target.encoder = source.encoder
@@ -151,75 +203,70 @@ extension EngineCore {
         return .success(.done)
     }
 
-    /// Tokenizes a text feed (all or nothing) and re-creates an ended stream. The error, if any,
-    /// leaves the stream exactly as it was.
-    private func prepareFeed(_ job: Job, on record: StreamRecord, at now: Moment) -> EngineError? {
-        job.prepared = true
-        var encoder = record.alive ? record.encoder : IncrementalEncoder(tokenizer: tokenizer)
-        switch job.kind {
-        case .feedText(let bytes, let flush):
+    /// Tokenizes a text feed (all or nothing) and re-creates an ended stream (a creation by the
+    /// feed's caller: quota and room are checked). The error, if any, leaves the stream exactly
+    /// as it was.
+    private func prepareFeed(_ job: Job, _ input: FeedInput, createdStream: Bool, on record: StreamRecord,
+                             at now: Moment) -> EngineError? {
+        let recreate: Bool
+        switch record.residency {
+        case .resident: recreate = false
+        case .gone(let failure?): return failure
+        case .gone(nil): recreate = true
+        case .loading, .storing: preconditionFailure("a feed ran on stream '\(record.name)' while it is \(record.residency)")
+        }
+        var encoder = recreate ? IncrementalEncoder(tokenizer: tokenizer) : record.encoder
+        let tokens: [Int32]
+        switch input {
+        case .text(let bytes, let flush):
             do {
-                var tokens = try encoder.feed(bytes)
-                if flush { tokens += try encoder.finish() }
-                job.tokens = tokens
+                var text = try encoder.feed(bytes)
+                if flush { text += try encoder.finish() }
+                tokens = text
             } catch {
                 let detail: String
                 if case .tokenization(let message) = error { detail = message } else { detail = error.description }
                 return .badValue("cannot tokenize the text for stream \(EngineError.quoted(record.name)): \(detail) (offsets count from the stream's start or last reset)")
             }
-        case .feedTokens(let tokens):
-            job.tokens = tokens
-        default:
-            preconditionFailure("prepareFeed called on a \(job.kind) job")
+        case .tokens(let ids):
+            tokens = ids
         }
-        if !record.alive {
+        if recreate {
+            do throws(EngineError) {
+                try checkQuota(of: job.caller)
+                try makeRoom()
+            } catch {
+                return error
+            }
             record.clear()
-            record.alive = true
             record.created = now.wall
-            registry.changeOwner(of: record, to: job.caller.uid)
+            record.checkpointedOffset = 0
+            registry.admit(record, owner: job.caller.uid)
+            job.access = .granted
+            if let client = job.client { registry.subscribe(client, to: record) }
         }
         record.encoder = encoder
-        job.durableEnd = tokenLog == nil && store?.logsTokens != true ? job.tokens.count : 0
-        job.events.reserveCapacity(job.tokens.count)
+        let durableEnd = store?.logsTokens == true ? 0 : tokens.count
+        job.enter(.feed(.stepping(FeedRun(tokens: tokens, topK: job.topK, silent: false,
+                                          createdStream: createdStream || recreate, durableEnd: durableEnd))))
         return nil
     }
 
-    /// Appends the feed's next segment to the token log; the stream waits until it is durable.
-    private func startLogging(_ job: Job, of record: StreamRecord) {
-        let start = job.cursor, end = min(job.tokens.count, start + options.maxTokensPerFeedJob)
-        let segment = Array(job.tokens[start..<end])
-        let name = record.name, offset = record.offset
-        if let store {
-            // What the tokenizer holds once the whole feed is absorbed; an earlier segment
-            // leaves it unknown (the rest of the text), logged as nothing.
-            let pending = end == job.tokens.count ? record.encoder.pendingBytes : []
-            job.logging = true
-            store.append(stream: name, offset: offset, tokens: segment, pendingText: pending, owner: record.owner) { [self] error in
-                let failure = error.map { EngineError.internal("the state store could not log \(segment.count) tokens of stream \(EngineError.quoted(name)): \($0)") }
-                segmentLogged(job, of: record, upTo: end, failure: failure)
-            }
-            return
+    /// Appends the feed's next segment to the store's log; the stream waits until it is durable.
+    private func startLogging(_ job: Job, _ run: FeedRun, _ range: Range<Int>, of record: StreamRecord) {
+        guard let store else { preconditionFailure("a feed awaits the log of an engine without a store") }
+        let segment = Array(run.tokens[range])
+        let name = record.name
+        // What the tokenizer holds once the whole feed is absorbed; an earlier segment leaves it
+        // unknown (the rest of the text), logged as nothing.
+        let pending = range.upperBound == run.tokens.count ? record.encoder.pendingBytes : []
+        store.append(stream: name, offset: record.offset, tokens: segment, pendingText: pending, owner: record.owner) { [self] error in
+            let failure = error.map { EngineError.internal("the state store could not log \(segment.count) tokens of stream \(EngineError.quoted(name)): \($0)") }
+            lock.lock()
+            defer { lock.unlock() }
+            job.feedLogged(failure: failure)
+            if phase == .running { markReady(record) }
         }
-        guard let log = tokenLog else { return }
-        job.logging = true
-        Task { [self] in
-            var failure: EngineError?
-            do {
-                try await log.append(stream: name, offset: offset, tokens: segment)
-            } catch {
-                failure = .internal("the token log could not record \(segment.count) tokens of stream \(EngineError.quoted(name)): \(error)")
-            }
-            segmentLogged(job, of: record, upTo: end, failure: failure)
-        }
-    }
-
-    /// The token log answered: the segment may be stepped, or the feed fails.
-    private func segmentLogged(_ job: Job, of record: StreamRecord, upTo end: Int, failure: EngineError?) {
-        lock.lock()
-        defer { lock.unlock() }
-        job.logging = false
-        if let failure { job.logFailure = failure } else { job.durableEnd = end }
-        if phase == .running { markReady(record) }
     }
 
     /// Queues a notice for the stream's subscribers other than `client`. Another client's end or

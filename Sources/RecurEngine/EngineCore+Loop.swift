@@ -85,8 +85,11 @@ extension EngineCore {
         }
         if let store {
             // Graceful stop: every stream's state goes to the store, between two steps.
-            for record in registry.streams.values where record.alive && record.restored {
-                store.checkpoint(record.snapshot(fingerprint: fingerprint))
+            for record in registry.streams.values where !record.isRestoring {
+                switch record.residency {
+                case .resident, .storing: store.checkpoint(record.snapshot(fingerprint: fingerprint))
+                case .loading, .gone: break
+                }
             }
         }
         failEverything(into: &finished)
@@ -134,7 +137,6 @@ extension EngineCore {
             }
             let message = "stream \(EngineError.quoted(record.name)) expired after \(Self.seconds(timeout)) without activity"
             pendingNotices.append((StreamNotice(stream: record.name, kind: .expired, message: message), record.subscribers.sorted()))
-            record.alive = false
             registry.remove(record)
         }
     }
@@ -155,13 +157,16 @@ extension EngineCore {
         let start = n > take ? rotation % n : 0
         for i in 0..<take {
             let record = active[(start + i) % n]
-            let job = record.jobs[0]
-            if let run = job.prediction {
-                batchTokens[i] = run.lastToken
-                rows.append(Row(record: record, job: job, state: run.state.p))
-            } else {
-                batchTokens[i] = job.tokens[job.cursor]
-                rows.append(Row(record: record, job: job, state: record.state.p))
+            guard let run = record.jobs[0].steppingRun else {
+                preconditionFailure("stream '\(record.name)' is active but its head job is \(record.jobs[0].state)")
+            }
+            switch run {
+            case .predict(let prediction):
+                batchTokens[i] = prediction.lastToken
+                rows.append(Row(record: record, run: run, state: prediction.state.p))
+            case .feed(let feed):
+                batchTokens[i] = feed.tokens[feed.cursor]
+                rows.append(Row(record: record, run: run, state: record.state.p))
             }
         }
         rotation = n > take ? (start + take) % n : 0
@@ -182,19 +187,20 @@ extension EngineCore {
         for (b, row) in rows.enumerated() {
             for j in 0..<blocks { (row.state + j * H).update(from: base + j * stride + b * H, count: H) }
             let z = logits + b * V  // (V): this row's logits
-            if let run = row.job.prediction {
+            switch row.run {
+            case .predict(let run):
                 logSoftmax(z, count: V, into: run.logProbs.p)
                 run.choose()
-            } else {
+            case .feed(let run):
                 let record = row.record, token = batchTokens[b]
                 // The prediction made before this token arrived: the previous step's row.
                 let logprob: Float? = record.offset > 0 ? record.logProbs[Int(token)] : nil
                 logSoftmax(z, count: V, into: record.logProbs.p)
-                row.job.stepLogprob = logprob
-                if row.job.silent { continue }
-                let next = topK(record.logProbs.p, count: V, k: row.job.topK)
-                row.job.events.append(TokenEvent(stream: record.name, offset: record.offset + 1, token: token,
-                                                 logprob: logprob, next: next))
+                run.stepLogprob = logprob
+                if run.silent { continue }
+                let next = topK(record.logProbs.p, count: V, k: run.topK)
+                run.events.append(TokenEvent(stream: record.name, offset: record.offset + 1, token: token,
+                                             logprob: logprob, next: next))
             }
         }
     }
@@ -203,14 +209,15 @@ extension EngineCore {
     /// needs no more rows. Under the lock.
     private func commitRows() {
         var absorbed = 0
-        for row in rows where row.job.prediction == nil {
-            let record = row.record, job = row.job
+        for row in rows {
+            guard case .feed(let run) = row.run else { continue }
+            let record = row.record
             record.offset += 1
-            if let lp = job.stepLogprob {
+            if let lp = run.stepLogprob {
                 record.scoredTokens += 1
                 record.lossSum -= Double(lp)
             }
-            job.cursor += 1
+            run.cursor += 1
             absorbed += 1
         }
         stepsTaken += 1
@@ -220,7 +227,7 @@ extension EngineCore {
         var kept = 0
         for i in active.indices {
             let record = active[i]
-            if record.jobs.first?.wantsStep == true {
+            if record.jobs.first?.steppingRun != nil {
                 active[kept] = record
                 kept += 1
             } else {

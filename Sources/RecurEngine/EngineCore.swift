@@ -14,7 +14,6 @@ final class EngineCore: @unchecked Sendable {
     var model: Model
     let options: EngineOptions
     let tokenizer: Tokenizer
-    let tokenLog: (any TokenLog)?
     /// The state store: token log (when it logs), checkpoints, evicted streams.
     let store: (any StreamStore)?
     /// (lock) The serving model's hashes, which checkpoints carry.
@@ -41,8 +40,10 @@ final class EngineCore: @unchecked Sendable {
     /// (lock) Subscriptions of handed-over connections to streams still in the store, applied
     /// when each is restored.
     var deferredSubscriptions: [String: Set<ClientID>] = [:]
-    /// (lock) Streams moved to the store (eviction, expiry) and brought back.
+    /// (lock) Streams moved to the store (eviction, expiry) and brought back, and moves the
+    /// store could not take (the stream stayed in memory).
     var streamsStored = 0
+    var failedMovesToStore = 0
     var streamsRestored = 0
     var stepsTaken = 0
     var rowsStepped = 0
@@ -66,17 +67,15 @@ final class EngineCore: @unchecked Sendable {
     /// One row of a step: which stream (and job) it belongs to, where its state lives.
     struct Row {
         let record: StreamRecord
-        let job: Job
+        let run: StepRun
         /// (stateSize) The stream's state, or a prediction's private copy.
         let state: UnsafeMutablePointer<Float>
     }
 
-    init(model: Model, options: EngineOptions, tokenLog: (any TokenLog)?, store: (any StreamStore)?) {
+    init(model: Model, options: EngineOptions, store: (any StreamStore)?) {
         options.check()
-        precondition(tokenLog == nil || store == nil, "give an engine a token log or a store, not both")
         self.model = model
         self.options = options
-        self.tokenLog = tokenLog
         self.store = store
         // Hashing reads every parameter; only a store needs it.
         fingerprint = store == nil ? ModelFingerprint(model: 0, vocabulary: 0) : ModelFingerprint(of: model)
@@ -95,42 +94,47 @@ final class EngineCore: @unchecked Sendable {
     // MARK: Submission (any thread)
 
     /// Queues `job` on `name`, creating the stream if `create` (feeds), else requiring it.
+    /// A request on a resident stream (or one being stored) is checked for access before
+    /// anything changes; one on a stream in the store waits for the load, which checks it
+    /// before it is subscribed or counts against anyone.
     func submit(_ job: Job, to name: String, create: Bool) throws(EngineError) {
         lock.lock()
         defer { lock.unlock() }
         try checkAccepting()
         let now = Moment.now()
-        let caller = caller(of: job.client)
-        job.caller = caller
-        let record: StreamRecord
-        if let existing = registry[name] {
-            record = existing
-            if record.restored {
-                try checkAccess(to: record, by: caller)
-            } else {
-                job.ownerUnchecked = true  // checked when the restore has named the owner
+        job.caller = caller(of: job.client)
+        if let record = registry[name] {
+            switch record.residency {
+            case .resident:
+                try checkAccess(to: record, by: job.caller)
+                try checkQueue(of: record)
+            case .storing:
+                try checkAccess(to: record, by: job.caller)
+                try takeBack(record)
+            case .loading, .gone:
+                try checkQueue(of: record)
+                job.access = .unchecked  // checked once the owner is known (the load, or a re-creating feed)
             }
-            try checkQueue(of: record)
-        } else if let stored = try restoreStream(name, for: caller, at: now) {
-            record = stored
-            job.ownerUnchecked = true
+            enqueue(job, on: record, at: now)
+        } else if let store, store.contains(stream: name) {
+            job.access = .unchecked
+            enqueue(job, on: startLoading(name, for: job.caller, at: now), at: now)
         } else {
-            guard create else { throw .unknownStream(name) }
-            record = try createStream(name, for: caller, at: now)
-            job.createdStream = true
+            guard create, case .feed(.waiting(let input, _)) = job.state else { throw .unknownStream(name) }
+            let record = try createStream(name, for: job.caller, at: now)
+            job.enter(.feed(.waiting(input, createdStream: true)))
+            enqueue(job, on: record, at: now)
         }
-        enqueue(job, on: record, at: now)
     }
 
-    /// Registers a stream the store holds, with a `restore` job at the head of its queue; nil
-    /// when the store has no such stream. Its owner is checked when the restore has run (the
-    /// jobs queued behind it are checked against the stored owner then). Under the lock.
-    private func restoreStream(_ name: String, for caller: Caller, at now: Moment,
-                               keeping kept: StreamRecord? = nil) throws(EngineError) -> StreamRecord? {
-        guard let store, store.contains(stream: name) else { return nil }
-        let record = try createStream(name, for: caller, at: now, keeping: kept)
-        record.restored = false
-        enqueue(Job(kind: .restore, client: nil, completion: nil), on: record, at: now)
+    /// Registers a stream the store holds as `.loading`, with a `restore` job at the head of
+    /// its queue. It counts against nobody and nothing is subscribed to it until the load has
+    /// named its owner. Under the lock.
+    private func startLoading(_ name: String, for caller: Caller, at now: Moment) -> StreamRecord {
+        let record = StreamRecord(name: name, owner: caller.uid, residency: .loading, config: model.config,
+                                  tokenizer: tokenizer, now: now)
+        registry.insert(record)
+        enqueue(Job(.restore(.waiting(requestedBy: caller.uid)), client: nil, completion: nil), on: record, at: now)
         return record
     }
 
@@ -147,28 +151,51 @@ final class EngineCore: @unchecked Sendable {
         try checkAccepting()
         let caller = caller(of: client)
         let now = Moment.now()
-        let resident = registry[source]
-        guard resident?.alive ?? store?.contains(stream: source) ?? false else { throw .unknownStream(source) }
-        if let resident, resident.restored { try checkAccess(to: resident, by: caller) }
-        guard registry[target] == nil, store?.contains(stream: target) != true else { throw .streamExists(target) }
-        // A stored source is registered only now that the fork is known to be acceptable.
+        let job = Job(.fork(.awaitingOwner(targetName: target)), client: client, completion: completion)
+        job.caller = caller
         let from: StreamRecord
-        if let resident {
-            from = resident
-        } else if let stored = try restoreStream(source, for: caller, at: now) {
-            from = stored
+        if let record = registry[source] {
+            switch record.residency {
+            case .resident, .storing:
+                try checkAccess(to: record, by: caller)
+            case .loading:
+                break
+            case .gone(let failure):
+                throw failure ?? .unknownStream(source)
+            }
+            try checkTargetFree(target)
+            try checkQueue(of: record)
+            from = record
+        } else if let store, store.contains(stream: source) {
+            try checkTargetFree(target)
+            from = startLoading(source, for: caller, at: now)
         } else {
             throw .unknownStream(source)
         }
-        try checkQueue(of: from)
-        registry.touch(from, at: now)
-        let into = try createStream(target, for: caller, at: now, keeping: from)
-        enqueue(Job(kind: .forkBarrier, client: nil, completion: nil), on: into, at: now)
-        registry.subscribe(client, to: into)
-        let job = Job(kind: .fork(target: into), client: client, completion: completion)
-        job.caller = caller
-        job.ownerUnchecked = !from.restored
+        if case .storing = from.residency { try takeBack(from) }
+        if from.isResident {
+            let into = try registerForkTarget(target, of: from, for: job, at: now)
+            job.enter(.fork(.copying(target: into, .pending)))
+        } else {
+            job.access = .unchecked  // the target is registered when the load allows the fork
+        }
         enqueue(job, on: from, at: now)
+    }
+
+    /// Fails with `streamExists` when `name` is registered or stored.
+    func checkTargetFree(_ name: String) throws(EngineError) {
+        guard registry[name] == nil, store?.contains(stream: name) != true else { throw .streamExists(name) }
+    }
+
+    /// Registers a fork's target, owned by the fork's caller, with a barrier at the head of its
+    /// queue; the source (resident, the caller checked) is kept from eviction. Under the lock.
+    func registerForkTarget(_ name: String, of source: StreamRecord, for job: Job, at now: Moment) throws(EngineError) -> StreamRecord {
+        precondition(source.isResident, "fork target '\(name)' registered for a source that is \(source.residency)")
+        try checkTargetFree(name)
+        let into = try createStream(name, for: job.caller, at: now, keeping: source)
+        enqueue(Job(.forkBarrier, client: nil, completion: nil), on: into, at: now)
+        if let client = job.client { registry.subscribe(client, to: into) }
+        return into
     }
 
     private func checkAccepting() throws(EngineError) {
@@ -177,9 +204,11 @@ final class EngineCore: @unchecked Sendable {
 
     /// Only the stream's owner, root and the admin group may use it.
     func checkAccess(to record: StreamRecord, by caller: Caller) throws(EngineError) {
-        guard record.allows(caller) else {
-            throw .permissionDenied("stream \(EngineError.quoted(record.name)) belongs to another user (uid \(record.owner)); only its owner, root or a member of the admin group may use it")
-        }
+        guard record.allows(caller) else { throw Self.denied(record.name, owner: record.owner) }
+    }
+
+    static func denied(_ name: String, owner: UInt32) -> EngineError {
+        .permissionDenied("stream \(EngineError.quoted(name)) belongs to another user (uid \(owner)); only its owner, root or a member of the admin group may use it")
     }
 
     private func checkQueue(of record: StreamRecord) throws(EngineError) {
@@ -189,36 +218,52 @@ final class EngineCore: @unchecked Sendable {
         }
     }
 
-    /// Registers a new stream owned by `caller`, first evicting the least recently active idle
-    /// one (not `kept`) if the resident bound is reached. Under the lock.
-    private func createStream(_ name: String, for caller: Caller, at now: Moment,
-                              keeping kept: StreamRecord? = nil) throws(EngineError) -> StreamRecord {
+    /// Fails with `quotaExceeded` when `caller` may not own one more resident stream.
+    func checkQuota(of caller: Caller) throws(EngineError) {
         if let limit = options.maxStreamsPerUser, !caller.exemptFromLimits, registry.count(ownedBy: caller.uid) >= limit {
             throw .quotaExceeded("uid \(caller.uid) already has \(limit) streams, the most one user may have; end some before creating more")
         }
-        if registry.count >= options.maxResidentStreams {
+    }
+
+    /// Registers a new resident stream owned by `caller`, after checking its quota and making
+    /// room. Under the lock.
+    private func createStream(_ name: String, for caller: Caller, at now: Moment,
+                              keeping kept: StreamRecord? = nil) throws(EngineError) -> StreamRecord {
+        try checkQuota(of: caller)
+        try makeRoom(keeping: kept)
+        let record = StreamRecord(name: name, owner: caller.uid, residency: .resident, config: model.config,
+                                  tokenizer: tokenizer, now: now)
+        registry.insert(record)
+        return record
+    }
+
+    /// Makes room for one more resident stream: while the resident bound is reached, moves the
+    /// least recently active idle stream (not `kept`) to the store, or drops it with an
+    /// `evicted` notice without one. `busy` when every stream is busy. Under the lock.
+    func makeRoom(keeping kept: StreamRecord? = nil) throws(EngineError) {
+        while registry.count >= options.maxResidentStreams {
             guard let victim = registry.leastRecentlyActiveIdle(except: kept) else {
                 throw .busy("the engine holds its maximum of \(options.maxResidentStreams) streams and every one is busy; try again shortly")
             }
             if store != nil {
                 moveToStore(victim)
-                return insertStream(name, owner: caller.uid, at: now)
+                continue
             }
             let notice = StreamNotice(
                 stream: victim.name, kind: .evicted,
                 message: "stream \(EngineError.quoted(victim.name)) was evicted: the engine holds at most \(options.maxResidentStreams) streams and it was the least recently active idle one")
             pendingNotices.append((notice, victim.subscribers.sorted()))
-            victim.alive = false
             registry.remove(victim)
             lock.broadcast()
         }
-        return insertStream(name, owner: caller.uid, at: now)
     }
 
-    private func insertStream(_ name: String, owner: UInt32, at now: Moment) -> StreamRecord {
-        let record = StreamRecord(name: name, owner: owner, config: model.config, tokenizer: tokenizer, now: now)
-        registry.insert(record)
-        return record
+    /// A stream being stored is wanted again: it becomes resident at once (its save, when the
+    /// store answers, is no longer needed). Under the lock; the caller has checked access.
+    private func takeBack(_ record: StreamRecord) throws(EngineError) {
+        guard case .storing = record.residency else { preconditionFailure("took back stream '\(record.name)' that is \(record.residency)") }
+        try makeRoom()
+        registry.admit(record, owner: record.owner)
     }
 
     /// A new model serves from now on: checkpoints carry its hashes, and the store judges stored
@@ -228,20 +273,48 @@ final class EngineCore: @unchecked Sendable {
         store?.modelChanged(to: new)
     }
 
-    /// Moves an idle stream (nothing queued) from memory to the store. Nothing is lost, so no
-    /// client is told; its next request brings it back. Under the lock.
+    /// Hands an idle resident stream (nothing queued) to the store: it stops counting against
+    /// the bound at once but stays in memory (`.storing`) until the store says it is saved, then
+    /// goes; nothing is lost, so no client is told. If the store cannot save it, it becomes
+    /// resident again, over the bound (`storeAnswered`). Under the lock.
     func moveToStore(_ record: StreamRecord) {
-        precondition(record.jobs.isEmpty && record.restored, "stream '\(record.name)' is busy and cannot be stored")
-        if record.alive { store?.checkpoint(record.snapshot(fingerprint: fingerprint)) }
-        record.alive = false
-        registry.remove(record)
-        streamsStored += 1
+        guard let store else { preconditionFailure("moved stream '\(record.name)' to a store the engine does not have") }
+        precondition(record.jobs.isEmpty && record.isResident, "stream '\(record.name)' is \(record.residency) with \(record.jobs.count) requests and cannot be stored")
+        record.moves += 1
+        let generation = record.moves
+        registry.retire(record, to: .storing(generation: generation))
+        store.save(record.snapshot(fingerprint: fingerprint)) { [self] error in
+            lock.lock()
+            defer { lock.unlock() }
+            storeAnswered(record, generation: generation, failure: error)
+        }
     }
 
+    /// The store answered the save of a stream leaving memory. Under the lock.
+    private func storeAnswered(_ record: StreamRecord, generation: Int, failure: (any Error)?) {
+        // Taken back (or stored again since): this answer concerns a move that no longer matters.
+        guard case .storing(generation) = record.residency, registry[record.name] === record else { return }
+        guard let failure else {
+            registry.remove(record)
+            streamsStored += 1
+            return
+        }
+        registry.admit(record, owner: record.owner)
+        failedMovesToStore += 1
+        let over = registry.count - options.maxResidentStreams
+        let message = "stream \(EngineError.quoted(record.name)) could not be moved to the state store (\(failure)); it stays in memory, \(over) \(over == 1 ? "stream" : "streams") over the bound of \(options.maxResidentStreams)"
+        pendingNotices.append((StreamNotice(stream: record.name, kind: .notStored, message: message), []))
+        lock.broadcast()
+    }
+
+    /// Queues `job` (subscribing its client when its access is granted) and marks the stream
+    /// ready when the job is at the head. Under the lock.
     private func enqueue(_ job: Job, on record: StreamRecord, at now: Moment) {
-        if let client = job.client { registry.subscribe(client, to: record) }
+        if job.access == .granted {
+            if let client = job.client { registry.subscribe(client, to: record) }
+            registry.touch(record, at: now)
+        }
         record.jobs.append(job)
-        registry.touch(record, at: now)
         if record.jobs.count == 1 { markReady(record) }
     }
 
@@ -255,17 +328,22 @@ final class EngineCore: @unchecked Sendable {
 
     // MARK: Quick reads (any thread)
 
-    /// The stream's info now, or nil when it must be restored from the store first (then
-    /// `info` is queued as a job, and access is checked once the stored owner is known).
+    /// The stream's info now, or nil when it must be loaded from the store first (then `info`
+    /// is queued as a job, and access is checked once the stored owner is known).
     func info(_ name: String, client: ClientID?) throws(EngineError) -> StreamInfo? {
         lock.lock()
         defer { lock.unlock() }
         try checkAccepting()
         if let record = registry[name] {
-            guard record.restored else { return nil }
-            guard record.alive else { throw .unknownStream(name) }
-            try checkAccess(to: record, by: caller(of: client))
-            return record.info()
+            switch record.residency {
+            case .loading:
+                return nil
+            case .resident, .storing:
+                try checkAccess(to: record, by: caller(of: client))
+                return record.isRestoring ? nil : record.info()  // a replaying restore is waited for
+            case .gone(let failure):
+                throw failure ?? .unknownStream(name)
+            }
         }
         guard store?.contains(stream: name) == true else { throw .unknownStream(name) }
         return nil
@@ -275,14 +353,14 @@ final class EngineCore: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let caller = caller(of: client)
-        return registry.streams.values.filter { $0.alive && $0.restored && $0.allows(caller) }.map { $0.info() }.sorted { $0.stream.utf8.lexicographicallyPrecedes($1.stream.utf8) }
+        return registry.streams.values.filter { $0.isResident && !$0.isRestoring && $0.allows(caller) }.map { $0.info() }.sorted { $0.stream.utf8.lexicographicallyPrecedes($1.stream.utf8) }
     }
 
     func stats() -> EngineStats {
         lock.lock()
         defer { lock.unlock() }
         let uptime = phase == .idle ? 0 : ProcessInfo.processInfo.systemUptime - startUptime
-        var stats = EngineStats(streams: registry.streams.values.filter(\.alive).count, tokens: tokensAbsorbed,
+        var stats = EngineStats(streams: registry.count, tokens: tokensAbsorbed,
                                 tokensPerSecond: meter.rate(at: uptime), steps: stepsTaken,
                                 meanBatch: stepsTaken > 0 ? Double(rowsStepped) / Double(stepsTaken) : 0,
                                 uptime: uptime)
@@ -290,6 +368,8 @@ final class EngineCore: @unchecked Sendable {
             stats.storedStreams = store.storedStreamCount
             stats.streamsMovedToStore = streamsStored
             stats.streamsRestored = streamsRestored
+            stats.streamsOverBound = max(0, registry.count - options.maxResidentStreams)
+            stats.failedMovesToStore = failedMovesToStore
         }
         return stats
     }

@@ -16,7 +16,7 @@ public struct EngineOptions: Sendable {
     public var maxStreamsPerUser: Int? = nil
     /// Seconds without activity after which an idle stream is dropped, with a notice; nil = never.
     public var idleTimeout: Double? = 3600
-    /// A feed's tokens are logged (when a `TokenLog` is set) and stepped in segments of at most
+    /// A feed's tokens are logged (when the store logs tokens) and stepped in segments of at most
     /// this many tokens, so a durable log never holds back more than one segment.
     public var maxTokensPerFeedJob = 256
     /// Jobs (requests) queued on one stream beyond this → `EngineError.busy`.

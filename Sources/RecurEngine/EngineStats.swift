@@ -17,6 +17,10 @@ public struct EngineStats: Sendable, Equatable {
     public var storedStreams: Int? = nil
     public var streamsMovedToStore = 0
     public var streamsRestored = 0
+    /// With a store: resident streams beyond `EngineOptions.maxResidentStreams`, kept in memory
+    /// because the store could not take them (a full disk), and such failed moves since start.
+    public var streamsOverBound = 0
+    public var failedMovesToStore = 0
 
     /// Memberwise, for tests and for servers that relay stats.
     public init(streams: Int, tokens: Int, tokensPerSecond: Double, steps: Int, meanBatch: Double, uptime: Double) {

@@ -21,13 +21,11 @@ public final class StreamEngine: Sendable {
     /// The limits this engine was made with.
     public var options: EngineOptions { core.options }
 
-    /// An engine over `model`; with a `tokenLog`, every feed is appended to it before it is
-    /// absorbed (durability, see `TokenLog`). With a `store` (not both), the store logs feeds
-    /// when it `logsTokens`, receives checkpoints, evicted and expired streams, and brings
-    /// stored streams back on their next request (docs/ENGINE.md, "Durability").
-    public init(model: Model, options: EngineOptions = .init(), tokenLog: (any TokenLog)? = nil,
-                store: (any StreamStore)? = nil) {
-        core = EngineCore(model: model, options: options, tokenLog: tokenLog, store: store)
+    /// An engine over `model`. With a `store`, the store logs feeds when it `logsTokens`,
+    /// receives checkpoints, evicted and expired streams, and brings stored streams back on
+    /// their next request (docs/ENGINE.md, "Durability").
+    public init(model: Model, options: EngineOptions = .init(), store: (any StreamStore)? = nil) {
+        core = EngineCore(model: model, options: options, store: store)
     }
 
     /// The hashes stored states are tagged with (zero for an engine without a store).
@@ -67,7 +65,7 @@ public final class StreamEngine: Sendable {
         try checkName(stream)
         let k = try checkTopK(topK)
         let output = try await core.perform(on: stream, create: true) {
-            Job(kind: .feedText(text, flush: flush), client: client, topK: k, completion: $0)
+            Job(.feed(.waiting(.text(text, flush: flush), createdStream: false)), client: client, topK: k, completion: $0)
         }
         guard case .events(let events) = output else { preconditionFailure("a feed finished with \(output)") }
         return events
@@ -80,7 +78,7 @@ public final class StreamEngine: Sendable {
         let k = try checkTopK(topK)
         try checkTokens(tokens)
         let output = try await core.perform(on: stream, create: true) {
-            Job(kind: .feedTokens(tokens), client: client, topK: k, completion: $0)
+            Job(.feed(.waiting(.tokens(tokens), createdStream: false)), client: client, topK: k, completion: $0)
         }
         guard case .events(let events) = output else { preconditionFailure("a feed finished with \(output)") }
         return events
@@ -96,7 +94,7 @@ public final class StreamEngine: Sendable {
         try checkName(stream)
         let request = try checkPredict(count: count, temperature: temperature, topK: topK, seed: seed)
         let output = try await core.perform(on: stream, create: false) {
-            Job(kind: .predict(request), client: client, completion: $0)
+            Job(.predict(.waiting(request)), client: client, completion: $0)
         }
         guard case .predictions(let tokens) = output else { preconditionFailure("a predict finished with \(output)") }
         return tokens
@@ -106,7 +104,7 @@ public final class StreamEngine: Sendable {
     /// Its other subscribers get a `.reset` notice.
     public func reset(stream: String, client: ClientID) async throws(EngineError) {
         try checkName(stream)
-        _ = try await core.perform(on: stream, create: false) { Job(kind: .reset, client: client, completion: $0) }
+        _ = try await core.perform(on: stream, create: false) { Job(.reset(.pending), client: client, completion: $0) }
     }
 
     /// Copies the stream, as it is after the requests queued before this one, under a new name.
@@ -128,7 +126,7 @@ public final class StreamEngine: Sendable {
     /// an `.ended` notice.
     public func end(stream: String, client: ClientID) async throws(EngineError) {
         try checkName(stream)
-        _ = try await core.perform(on: stream, create: false) { Job(kind: .end, client: client, completion: $0) }
+        _ = try await core.perform(on: stream, create: false) { Job(.end(.pending), client: client, completion: $0) }
     }
 
     /// The stream as it is now: queued requests not yet run are not reflected (except for a
@@ -137,7 +135,7 @@ public final class StreamEngine: Sendable {
     public func info(stream: String, client: ClientID? = nil) async throws(EngineError) -> StreamInfo {
         try checkName(stream)
         if let info = try core.info(stream, client: client) { return info }
-        let output = try await core.perform(on: stream, create: false) { Job(kind: .info, client: client, completion: $0) }
+        let output = try await core.perform(on: stream, create: false) { Job(.info, client: client, completion: $0) }
         guard case .info(let info) = output else { preconditionFailure("an info finished with \(output)") }
         return info
     }

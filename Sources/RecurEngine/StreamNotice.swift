@@ -10,6 +10,10 @@ public struct StreamNotice: Sendable, Equatable {
         case ended
         /// Another client reset it.
         case reset
+        /// The state store could not take it when it was to leave memory (eviction or expiry),
+        /// so it stays in memory, over `EngineOptions.maxResidentStreams`; nothing is lost. Sent
+        /// to no client: the server logs it.
+        case notStored = "not_stored"
     }
 
     /// The stream concerned.

@@ -11,10 +11,8 @@ final class StreamRecord: @unchecked Sendable {
     /// (lock) The uid of the user whose request created the stream (or re-created it after an end).
     var owner: UInt32
 
-    /// (lock) False once an `end` ran while later requests were still queued behind it; those
-    /// then see the stream as missing (a feed re-creates it). A dead record with an empty queue
-    /// is removed at once.
-    var alive = true
+    /// (lock) Loading, resident, being stored or gone; changed only by `StreamRegistry`.
+    var residency: Residency
     /// (lock) Seconds since 1970.
     var created: Double
     /// (lock) Seconds since 1970, for `info`.
@@ -35,11 +33,8 @@ final class StreamRecord: @unchecked Sendable {
     var needsAdvance = false
     /// (engine thread) In the engine's active list: its head job wants a row in the next step.
     var isActive = false
-    /// (lock) False while the stream is being brought back from the store (a `restore` job
-    /// heads its queue); such a record is neither listed, checkpointed nor evicted.
-    var restored = true
-    /// (lock) The store could not bring the stream back: every job queued on it fails so.
-    var loadError: EngineError?
+    /// (lock) How many times the stream was handed to the store (`Residency.storing`).
+    var moves = 0
     /// (lock) The offset of the last checkpoint handed to the store.
     var checkpointedOffset = 0
     /// (lock) Neighbours in the registry's least-recently-active list.
@@ -53,9 +48,10 @@ final class StreamRecord: @unchecked Sendable {
     /// (engine thread) (V): log-softmax after the last absorbed token; meaningless while offset is 0.
     let logProbs: FloatBuffer
 
-    init(name: String, owner: UInt32, config: ModelConfig, tokenizer: Tokenizer, now: Moment) {
+    init(name: String, owner: UInt32, residency: Residency, config: ModelConfig, tokenizer: Tokenizer, now: Moment) {
         self.name = name
         self.owner = owner
+        self.residency = residency
         created = now.wall
         lastActivity = now.wall
         lastActivityUptime = now.uptime
@@ -89,6 +85,7 @@ final class StreamRecord: @unchecked Sendable {
         scoredTokens = snapshot.scoredTokens
         lossSum = snapshot.lossSum
         created = snapshot.created
+        lastActivity = snapshot.lastActivity
         state.zero()
         if snapshot.offset > 0 {
             state.p.update(from: snapshot.state, count: snapshot.state.count)
@@ -96,7 +93,18 @@ final class StreamRecord: @unchecked Sendable {
         }
     }
     /// Whether `caller` may use the stream: its owner, or an admin.
-    func allows(_ caller: Caller) -> Bool { caller.actsOnAll || caller.uid == owner }
+    func allows(_ caller: Caller) -> Bool { Self.allows(caller, owner: owner) }
+
+    /// Whether `caller` may use a stream owned by `owner`.
+    static func allows(_ caller: Caller, owner: UInt32) -> Bool { caller.actsOnAll || caller.uid == owner }
+
+    var isResident: Bool { residency == .resident }
+
+    /// (lock) A restore heads the queue: the stream is loading, or absorbing its replayed tail.
+    var isRestoring: Bool {
+        if case .restore = jobs.first?.state { return true }
+        return false
+    }
 
     /// The snapshot `info` reports. Under the lock.
     func info() -> StreamInfo {

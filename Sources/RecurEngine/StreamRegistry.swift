@@ -1,63 +1,97 @@
 import RecurCore
 
-/// The resident streams by name, in least-recently-active order, and which streams each client
-/// subscribed to. Lives under the engine lock.
+/// The registered streams by name (`Residency`: loading, resident, being stored, gone with
+/// requests still queued), the resident ones in least-recently-active order, and which streams
+/// each client subscribed to. Lives under the engine lock. Every change of a stream's residency
+/// goes through `insert`, `admit`, `retire` and `remove`, which keep the counts: only resident
+/// streams count against the resident bound (`count`) and their owner (`count(ownedBy:)`).
 struct StreamRegistry {
     private(set) var streams: [String: StreamRecord] = [:]
-    /// Least recently active first; every touch moves a stream to the tail.
+    /// Least recently active first; every touch moves a stream to the tail. Resident streams only.
     private var lruHead: StreamRecord?
     private var lruTail: StreamRecord?
     /// Names each client is subscribed to, so a disconnect does not scan every stream.
     private var byClient: [ClientID: Set<String>] = [:]
-    /// Registered streams per owner uid, for the per-user limit.
+    /// Resident streams per owner uid, for the per-user limit.
     private var byOwner: [UInt32: Int] = [:]
-
-    var count: Int { streams.count }
+    /// Resident streams.
+    private(set) var count = 0
 
     subscript(name: String) -> StreamRecord? { streams[name] }
 
-    /// Registered streams `uid` owns (dead ones still queued on included).
+    /// Resident streams `uid` owns.
     func count(ownedBy uid: UInt32) -> Int { byOwner[uid] ?? 0 }
 
-    /// Gives a registered stream to another owner (a feed re-creating it after an end).
-    mutating func changeOwner(of record: StreamRecord, to uid: UInt32) {
-        guard record.owner != uid else { return }
-        if streams[record.name] === record {
-            release(owner: record.owner)
-            byOwner[uid, default: 0] += 1
-        }
-        record.owner = uid
-    }
-
-    private mutating func release(owner uid: UInt32) {
-        let left = (byOwner[uid] ?? 0) - 1
-        precondition(left >= 0, "uid \(uid) owned no stream to release")
-        byOwner[uid] = left == 0 ? nil : left
-    }
-
-    /// Adds a new stream; the caller has made room (see `leastRecentlyActiveIdle`).
+    /// Registers a stream under its name: a new one (`.resident`, the caller has made room and
+    /// checked the quota) or one about to be loaded from the store (`.loading`).
     mutating func insert(_ record: StreamRecord) {
         precondition(streams[record.name] == nil, "stream '\(record.name)' is already registered")
-        streams[record.name] = record
-        byOwner[record.owner, default: 0] += 1
-        linkAtTail(record)
+        switch record.residency {
+        case .resident:
+            streams[record.name] = record
+            counted(record)
+        case .loading:
+            streams[record.name] = record
+        case .storing, .gone:
+            preconditionFailure("stream '\(record.name)' registered while \(record.residency)")
+        }
+    }
+
+    /// Makes a registered stream that is not resident (loaded, taken back from the store,
+    /// re-created after an end) resident, owned by `uid`. The caller has made room.
+    mutating func admit(_ record: StreamRecord, owner uid: UInt32) {
+        precondition(streams[record.name] === record, "stream '\(record.name)' admitted but not registered")
+        precondition(record.residency != .resident, "stream '\(record.name)' admitted twice")
+        record.owner = uid
+        record.residency = .resident
+        counted(record)
+    }
+
+    /// A resident stream stops counting: it is being stored (`.storing`) or it is gone (ended,
+    /// with requests still queued). Its subscribers are dropped except `keeping`. A `.loading`
+    /// stream may also become `.gone` (not loadable, or not found).
+    mutating func retire(_ record: StreamRecord, to residency: Residency, keeping kept: Set<ClientID> = []) {
+        precondition(streams[record.name] === record, "stream '\(record.name)' retired but not registered")
+        switch (record.residency, residency) {
+        case (.resident, .storing), (.resident, .gone):
+            uncounted(record)
+        case (.loading, .gone):
+            break
+        default:
+            preconditionFailure("stream '\(record.name)' cannot go from \(record.residency) to \(residency)")
+        }
+        record.residency = residency
+        for client in record.subscribers where !kept.contains(client) { unsubscribe(client, from: record) }
     }
 
     /// Removes a stream and its subscriptions; a record no longer registered is left alone.
     mutating func remove(_ record: StreamRecord) {
         guard streams[record.name] === record else { return }
         streams[record.name] = nil
-        release(owner: record.owner)
-        unlink(record)
+        if record.residency == .resident { uncounted(record) }
         for client in record.subscribers { unsubscribe(client, from: record) }
         record.subscribers = []
+    }
+
+    private mutating func counted(_ record: StreamRecord) {
+        count += 1
+        byOwner[record.owner, default: 0] += 1
+        linkAtTail(record)
+    }
+
+    private mutating func uncounted(_ record: StreamRecord) {
+        count -= 1
+        let left = (byOwner[record.owner] ?? 0) - 1
+        precondition(left >= 0 && count >= 0, "uid \(record.owner) owned no stream to release ('\(record.name)')")
+        byOwner[record.owner] = left == 0 ? nil : left
+        unlink(record)
     }
 
     /// Marks activity: updates the times and moves the stream to the most recent end.
     mutating func touch(_ record: StreamRecord, at now: Moment) {
         record.lastActivity = now.wall
         record.lastActivityUptime = now.uptime
-        guard streams[record.name] === record, lruTail !== record else { return }
+        guard streams[record.name] === record, record.residency == .resident, lruTail !== record else { return }
         unlink(record)
         linkAtTail(record)
     }
@@ -82,7 +116,7 @@ struct StreamRegistry {
         for name in names { streams[name]?.subscribers.remove(client) }
     }
 
-    /// The least recently active stream with nothing queued, other than `protected`.
+    /// The least recently active resident stream with nothing queued, other than `protected`.
     func leastRecentlyActiveIdle(except protected: StreamRecord? = nil) -> StreamRecord? {
         var r = lruHead
         while let record = r {
@@ -92,7 +126,7 @@ struct StreamRegistry {
         return nil
     }
 
-    /// Streams with nothing queued whose last activity is before `cutoff` (monotonic seconds).
+    /// Resident streams with nothing queued whose last activity is before `cutoff` (monotonic seconds).
     func idle(before cutoff: Double) -> [StreamRecord] {
         var found: [StreamRecord] = []
         var r = lruHead
@@ -113,6 +147,7 @@ struct StreamRegistry {
         streams = [:]
         byClient = [:]
         byOwner = [:]
+        count = 0
         lruHead = nil
         lruTail = nil
         return all

@@ -44,17 +44,18 @@ extension StateStore {
             }
 
             lock.lock()
-            // A failed write: checkpoints are retried (they stay loadable from `pending`
-            // meanwhile, so an evicted stream is not lost); everything else fails back to the
-            // engine, which fails the request with `internal`.
+            // A failed write: periodic checkpoints are retried (they stay loadable from
+            // `pending` meanwhile); everything else fails back to the engine, which fails the
+            // request with `internal`, or keeps in memory a stream it could not store.
             var retry: [Operation] = []
             if let failure {
                 consecutiveFailures += 1
                 statistics.failures += 1
                 statistics.lastError = "\(failure)"
                 if consecutiveFailures <= Self.checkpointRetries {
-                    retry = batch.filter { if case .checkpoint = $0 { true } else { false } }
+                    retry = batch.filter { if case .checkpoint(_, _, nil) = $0 { true } else { false } }
                 }
+                for case .end(let stream, true, _) in batch { names.insert(stream) }  // the end changed nothing
             } else {
                 consecutiveFailures = 0
                 statistics.operations += batch.count
@@ -62,7 +63,7 @@ extension StateStore {
             }
             for operation in batch {
                 switch operation {
-                case .checkpoint(let s, let g) where retry.isEmpty, .rebase(let s, _, let g, _):
+                case .checkpoint(let s, let g, nil) where retry.isEmpty, .checkpoint(let s, let g, _?), .rebase(let s, _, let g, _):
                     if pending[s.stream]?.generation == g { pending[s.stream] = nil }
                 default:
                     break
@@ -73,8 +74,11 @@ extension StateStore {
             if !retry.isEmpty { usleep(200_000) }
             for operation in batch {
                 switch operation {
-                case .append(_, _, _, _, _, _, let done), .rebase(_, _, _, let done), .end(_, let done): done(failure)
-                case .checkpoint: break
+                case .append(_, _, _, _, _, _, let done), .rebase(_, _, _, let done), .end(_, _, let done),
+                     .checkpoint(_, _, let done?):
+                    done(failure)
+                case .checkpoint(_, _, nil):
+                    break
                 }
             }
             lock.lock()
@@ -97,7 +101,7 @@ extension StateStore {
                 INSERT INTO log(stream, vocabulary, owner, "offset", end_offset, tokens, pending) VALUES (?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [stream, Int64(bitPattern: vocabulary), Int64(owner), offset, offset + tokens.count,
                                  TokenBlob.encode(tokens), Data(pendingText)])
-        case .checkpoint(let snapshot, _):
+        case .checkpoint(let snapshot, _, _):
             try writeCheckpoint(snapshot, db)
             if snapshot.offset > options.replayHistory {
                 try db.execute(sql: "DELETE FROM log WHERE stream = ? AND end_offset <= ?",
@@ -113,7 +117,7 @@ extension StateStore {
                     WHERE stream = ? AND end_offset <= ? ORDER BY id
                     """, arguments: [snapshot.stream, Int64(snapshot.owner ?? 0), source, snapshot.offset])
             }
-        case .end(let stream, _):
+        case .end(let stream, _, _):
             try db.execute(sql: "DELETE FROM log WHERE stream = ?", arguments: [stream])
             try db.execute(sql: "DELETE FROM checkpoint WHERE stream = ?", arguments: [stream])
         }

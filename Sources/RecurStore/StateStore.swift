@@ -85,9 +85,12 @@ public final class StateStore: StreamStore, @unchecked Sendable {
     enum Operation {
         case append(stream: String, offset: Int, tokens: [Int32], pending: [UInt8], owner: UInt32, vocabulary: UInt64,
                     done: @Sendable ((any Error)?) -> Void)
-        case checkpoint(StreamSnapshot, generation: UInt64)
+        /// `done` nil: a periodic checkpoint, retried after a failure; otherwise a stream leaving
+        /// the engine's memory (`save`), whose failure goes back to the engine (which keeps it).
+        case checkpoint(StreamSnapshot, generation: UInt64, done: (@Sendable ((any Error)?) -> Void)?)
         case rebase(StreamSnapshot, source: String?, generation: UInt64, done: @Sendable ((any Error)?) -> Void)
-        case end(stream: String, done: @Sendable ((any Error)?) -> Void)
+        /// `known`: the store held the stream before, so a failed end leaves it counted.
+        case end(stream: String, known: Bool, done: @Sendable ((any Error)?) -> Void)
     }
 
     /// Opens (creating if needed) the store in `directory` for a model with `fingerprint`.
@@ -181,18 +184,26 @@ public final class StateStore: StreamStore, @unchecked Sendable {
     public func end(stream: String, completion: @escaping @Sendable ((any Error)?) -> Void) {
         lock.lock()
         pending[stream] = nil
-        names.remove(stream)
+        let known = names.remove(stream) != nil
         lock.unlock()
-        submit(.end(stream: stream, done: completion), naming: nil)
+        submit(.end(stream: stream, known: known, done: completion), naming: nil)
     }
 
     public func checkpoint(_ snapshot: StreamSnapshot) {
+        queueCheckpoint(snapshot, done: nil)
+    }
+
+    public func save(_ snapshot: StreamSnapshot, completion: @escaping @Sendable ((any Error)?) -> Void) {
+        queueCheckpoint(snapshot, done: completion)
+    }
+
+    private func queueCheckpoint(_ snapshot: StreamSnapshot, done: (@Sendable ((any Error)?) -> Void)?) {
         lock.lock()
         generation += 1
         pending[snapshot.stream] = (generation, snapshot)
         let g = generation
         lock.unlock()
-        submit(.checkpoint(snapshot, generation: g), naming: snapshot.stream)
+        submit(.checkpoint(snapshot, generation: g, done: done), naming: snapshot.stream)
     }
 
     public var storedStreamCount: Int {
@@ -267,9 +278,10 @@ public final class StateStore: StreamStore, @unchecked Sendable {
         lock.unlock()
         let closed = StoreError("the state store is closed")
         switch operation {
-        case .append(_, _, _, _, _, _, let done), .rebase(_, _, _, let done), .end(_, let done):
+        case .append(_, _, _, _, _, _, let done), .rebase(_, _, _, let done), .end(_, _, let done),
+             .checkpoint(_, _, let done?):
             DispatchQueue.global().async { done(closed) }
-        case .checkpoint:
+        case .checkpoint(_, _, nil):
             break
         }
     }

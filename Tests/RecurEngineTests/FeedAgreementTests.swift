@@ -137,7 +137,7 @@ final class FeedAgreementTests: XCTestCase {
         let V = Int32(model.config.vocabularySize)
         let tokens = (0..<50).map { Int32($0) % V }
         for (i, token) in tokens.enumerated() {
-            let job = Job(kind: .feedTokens([token]), client: 1, topK: 1) { results.append(i, $0) }
+            let job = Job(.feed(.waiting(.tokens([token]), createdStream: false)), client: 1, topK: 1) { results.append(i, $0) }
             try engine.core.submit(job, to: "fifo", create: true)
         }
         engine.start()

@@ -29,6 +29,12 @@ public protocol StreamStore: AnyObject, Sendable {
     /// once, even before it is on disk.
     func checkpoint(_ snapshot: StreamSnapshot)
 
+    /// Saves the checkpoint of a stream leaving memory (eviction, expiry) and says whether it is
+    /// saved: the engine keeps the stream until `completion(nil)`, and keeps it resident (over
+    /// its bound) after an error, so a stream is never lost to a store that cannot write.
+    /// `load` sees the snapshot at once, even before it is on disk.
+    func save(_ snapshot: StreamSnapshot, completion: @escaping @Sendable ((any Error)?) -> Void)
+
     /// Streams the store holds (answered from memory).
     var storedStreamCount: Int { get }
 

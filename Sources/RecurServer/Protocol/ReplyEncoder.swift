@@ -159,6 +159,8 @@ struct ReplyEncoder: Sendable {
             buffer.writeJSONMember("stored_streams", int: stored)
             buffer.writeJSONMember("moved_to_store", int: stats.streamsMovedToStore)
             buffer.writeJSONMember("restored", int: stats.streamsRestored)
+            buffer.writeJSONMember("over_bound", int: stats.streamsOverBound)
+            buffer.writeJSONMember("store_failures", int: stats.failedMovesToStore)
         }
         close(into: &buffer)
     }

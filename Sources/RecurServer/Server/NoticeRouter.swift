@@ -27,9 +27,13 @@ public final class NoticeRouter: Sendable {
 
     /// Hands `notice` to each listed client that has a mailbox; others are gone already.
     public func deliver(_ notice: StreamNotice, to clients: [ClientID]) {
-        // Expiry and eviction are the daemon's own doing, worth an info line; resets and ends
-        // were asked for by a client.
-        let level: Logger.Level = notice.kind == .expired || notice.kind == .evicted ? .info : .debug
+        // Expiry and eviction are the daemon's own doing, worth an info line; a stream the
+        // store could not take is a warning; resets and ends were asked for by a client.
+        let level: Logger.Level = switch notice.kind {
+        case .expired, .evicted: .info
+        case .notStored: .warning
+        case .ended, .reset: .debug
+        }
         logger?.log(level: level, "\(notice.message)", metadata: [
             "recurd.notice": "\(notice.kind.rawValue)", "recurd.stream": "\(notice.stream)",
             "recurd.notified": "\(clients.count)",

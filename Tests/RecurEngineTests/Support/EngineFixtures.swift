@@ -149,9 +149,9 @@ final class NoticeRecorder: @unchecked Sendable {
 
 extension StreamEngine {
     /// A started engine that records its notices.
-    static func started(model: Model, options: EngineOptions = .init(), tokenLog: (any TokenLog)? = nil,
+    static func started(model: Model, options: EngineOptions = .init(), store: (any StreamStore)? = nil,
                         notices: NoticeRecorder? = nil) -> StreamEngine {
-        let engine = StreamEngine(model: model, options: options, tokenLog: tokenLog)
+        let engine = StreamEngine(model: model, options: options, store: store)
         if let notices { engine.setNoticeHandler { notices.record($0, $1) } }
         engine.start()
         return engine
