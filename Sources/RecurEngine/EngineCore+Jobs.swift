@@ -14,7 +14,7 @@ extension EngineCore {
             }
             record.jobs.removeFirst()
             // A refused request is no activity on the stream.
-            if job.access == .granted { registry.touch(record, at: now) }
+            if job.isActivity { registry.touch(record, at: now) }
             if case .failure = result, job.createdStream, record.isResident, record.offset == 0, record.jobs.isEmpty {
                 registry.retire(record, to: .gone(failure: nil))  // a rejected first feed leaves no stream behind
             }

@@ -310,10 +310,8 @@ final class EngineCore: @unchecked Sendable {
     /// Queues `job` (subscribing its client when its access is granted) and marks the stream
     /// ready when the job is at the head. Under the lock.
     private func enqueue(_ job: Job, on record: StreamRecord, at now: Moment) {
-        if job.access == .granted {
-            if let client = job.client { registry.subscribe(client, to: record) }
-            registry.touch(record, at: now)
-        }
+        if job.access == .granted, let client = job.client { registry.subscribe(client, to: record) }
+        if job.isActivity { registry.touch(record, at: now) }
         record.jobs.append(job)
         if record.jobs.count == 1 { markReady(record) }
     }

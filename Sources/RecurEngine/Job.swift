@@ -108,6 +108,17 @@ final class Job: @unchecked Sendable {
         state = .restore(restore)
     }
 
+    /// Whether running the job is activity on its stream (for `lastActivity`, expiry and
+    /// eviction order): a granted request that uses the stream, not an `info` (a read, like
+    /// the quick one) nor the engine's own restore or barrier.
+    var isActivity: Bool {
+        guard access == .granted, client != nil else { return false }
+        switch state {
+        case .info, .restore, .forkBarrier: return false
+        default: return true
+        }
+    }
+
     /// The feed made its stream (at submission, or by re-creating it after an end), so failing
     /// before absorbing anything drops it again.
     var createdStream: Bool {
