@@ -31,3 +31,7 @@ int recur_memfd_with(const char *name, const void *data, long size) {
     (void)fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL);
     return fd;
 }
+
+int recur_open_path_nofollow(const char *path) {
+    return open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+}

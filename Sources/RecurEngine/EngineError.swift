@@ -1,3 +1,5 @@
+import RecurCore
+
 /// Everything a request to the engine can fail with. Each case carries what the client needs
 /// to act; `description` is the sentence to show, `code` the stable protocol code.
 public enum EngineError: Error, Equatable, CustomStringConvertible {
@@ -51,16 +53,7 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
         }
     }
 
-    /// A stream name in quotes, control characters escaped, so a message is always one line.
-    static func quoted(_ name: String) -> String {
-        var out = "'"
-        for scalar in name.unicodeScalars {
-            if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) {
-                out += "\\u{" + String(scalar.value, radix: 16) + "}"
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "'"
-    }
+    /// A stream name in quotes, control, separator and bidirectional characters escaped, so a
+    /// message is always one line that reads as written.
+    static func quoted(_ name: String) -> String { "'" + name.escapingDisplayControls + "'" }
 }

@@ -7,14 +7,15 @@ extension StreamEngine {
     /// Smallest and largest non-zero sampling temperature.
     public static let temperatureRange: ClosedRange<Float> = 0.001...1000
 
-    /// Stream names: 1...256 bytes of UTF-8 without control characters.
+    /// Stream names: 1...256 bytes of UTF-8 without control, separator or bidirectional
+    /// characters (`Unicode.Scalar.altersDisplay`).
     func checkName(_ name: String) throws(EngineError) {
         let bytes = name.utf8.count
         guard bytes >= 1, bytes <= Self.maxStreamNameBytes else {
             throw .badValue("a stream name must be 1 to \(Self.maxStreamNameBytes) bytes of UTF-8, not \(bytes)")
         }
-        for (i, scalar) in name.unicodeScalars.enumerated() where scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) {
-            throw .badValue("stream name \(EngineError.quoted(name)) contains a control character (U+\(String(scalar.value, radix: 16, uppercase: true)) at character \(i))")
+        for (i, scalar) in name.unicodeScalars.enumerated() where scalar.altersDisplay {
+            throw .badValue("stream name \(EngineError.quoted(name)) contains a control, separator or bidirectional character (\(scalar.codePointName) at character \(i))")
         }
     }
 

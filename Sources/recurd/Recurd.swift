@@ -224,13 +224,11 @@ struct Recurd: AsyncParsableCommand {
     }
 
     /// What the previous recurd handed over through systemd's fd store at its graceful stop:
-    /// the state memfd and the connection sockets.
+    /// the state memfd and the connection sockets, as passed (checked when adopted).
     static var inheritance: Inheritance? {
-        let passed = passedDescriptors
-        guard let state = passed.first(where: { $0.name == "recurd-handover" }) else { return nil }
-        var connections: [String: Int32] = [:]
-        for d in passed where d.name.hasPrefix("recurd-conn-") { connections[d.name] = d.descriptor }
-        return Inheritance(state: state.descriptor, connections: connections)
+        let entries = passedDescriptors.filter { Inheritance.isHandoverName($0.name) }
+            .map { Inheritance.Entry(name: $0.name, descriptor: $0.descriptor) }
+        return entries.isEmpty ? nil : Inheritance(entries: entries)
     }
 
     /// The server's configuration for these flags.

@@ -87,4 +87,36 @@ final class RequestParsingTests: XCTestCase {
         assertFailure(#"{"op":"info","stream":"~3"}"#, code: .badValue, mentions: "reserved")
         assertFailure(#"{"op":"fork","into":"~3"}"#, code: .badValue, mentions: "reserved")
     }
+
+    func testParse_whenStreamNameHoldsBidiSeparatorOrFormatControls_givesBadValueNamingTheCodePoint() {
+        // Each would make a name read as something else where it is echoed (lists, logs, terminals).
+        let hostile: [(String, String)] = [(#"\u202E"#, "U+202E"), (#"\u2028"#, "U+2028"), (#"\u2029"#, "U+2029"),
+                                           (#"\u202A"#, "U+202A"), (#"\u2066"#, "U+2066"), (#"\u2069"#, "U+2069"),
+                                           (#"\u200F"#, "U+200F"), (#"\u061C"#, "U+061C"), (#"\u0085"#, "U+0085"),
+                                           (#"\u007F"#, "U+007F"), (#"\u001B"#, "U+001B")]
+        for (escape, name) in hostile {
+            for op in [#""op":"info","stream""#, #""op":"fork","stream":"a","into""#, #""op":"feed","text":"x","stream""#] {
+                assertFailure("{\(op):\"gnp\(escape)exe\",\"id\":1}", code: .badValue, id: .number("1"), mentions: name)
+            }
+        }
+        // Ordinary non-ASCII names, joiners included, stay usable.
+        for good in ["café", "日本語", "👩‍💻", "نام‌خانوادگی", "a b"] {
+            guard case .request = parse(#"{"op":"info","stream":"\#(good)"}"#) else { return XCTFail("'\(good)' was refused") }
+        }
+    }
+
+    func testParse_whenIDIsLongerThan256Bytes_givesBadValueWithoutEchoingIt() {
+        let long = String(repeating: "x", count: 257)
+        assertFailure(#"{"op":"stats","id":"\#(long)"}"#, code: .badValue, id: nil, mentions: "257 bytes")
+        assertFailure(#"{"op":"stats","id":\#(String(repeating: "9", count: 300))}"#, code: .badValue, id: nil, mentions: "300 bytes")
+        assertFailure(#"{"op":"stats","id":"\#(String(repeating: "é", count: 129))"}"#, code: .badValue, id: nil, mentions: "258 bytes")
+        let longest = String(repeating: "x", count: 256)
+        XCTAssertEqual(parse(#"{"op":"stats","id":"\#(longest)"}"#), .request(Request(id: .string(longest), operation: .stats)))
+    }
+
+    func testParse_whenUnknownOpHoldsABidiOverride_echoesItEscaped() {
+        guard case .failure(_, let error) = parse(#"{"op":"x\u202Ey"}"#) else { return XCTFail("parsed") }
+        XCTAssertFalse(error.message.unicodeScalars.contains { $0.value == 0x202E }, error.message)
+        XCTAssertTrue(error.message.contains("x\\u{202e}y"), error.message)
+    }
 }

@@ -26,9 +26,8 @@ extension Request {
         }
         var id: JSONValue? = nil
         if let given = json["id"] {
-            guard given.isScalar else {
-                return .failure(id: nil, ProtocolError(.badValue, "'id' must be a string, number, boolean or null, not \(given.typeName)"))
-            }
+            // Not echoed when refused: a 200 KB id would cost 200 KB in the error too.
+            if let problem = RequestID.problem(with: given) { return .failure(id: nil, ProtocolError(.badValue, problem)) }
             id = given
         }
         do {
@@ -75,7 +74,7 @@ extension Request {
         case "stats": return .stats
         case "model": return .model
         default:
-            let shown = op.count > 40 ? String(op.prefix(40)) + "..." : op
+            let shown = (op.count > 40 ? String(op.prefix(40)) + "..." : op).escapingDisplayControls
             throw ProtocolError(.unknownOp, "unknown op '\(shown)'; the ops are \(Operation.names.joined(separator: ", "))")
         }
     }

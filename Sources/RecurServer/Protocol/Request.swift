@@ -56,6 +56,25 @@ public struct Request: Sendable, Equatable {
     }
 }
 
+/// Request ids as the protocol accepts them.
+public enum RequestID {
+    /// Longest id: the UTF-8 bytes of a string, the characters of a number literal. The id is
+    /// repeated on every event of its request, so its size is paid once per token.
+    public static let maxBytes = 256
+
+    /// Why `id` is unusable, or nil when it is fine (a scalar of at most 256 bytes).
+    static func problem(with id: JSONValue) -> String? {
+        guard id.isScalar else { return "'id' must be a string, number, boolean or null, not \(id.typeName)" }
+        let size = switch id {
+        case .string(let s): s.utf8.count
+        case .number(let literal): literal.utf8.count
+        default: 0
+        }
+        if size > maxBytes { return "'id' is \(size) bytes long; ids are at most \(maxBytes) bytes" }
+        return nil
+    }
+}
+
 /// The bounds requests are checked against (the daemon's flags and engine options).
 public struct RequestLimits: Sendable, Equatable {
     /// Largest k for predictions and top-k sampling.
@@ -79,14 +98,19 @@ public enum StreamName {
     /// Names starting with this are the daemon's private streams ("~<connection id>").
     public static let privatePrefix = "~"
 
+    /// The private stream of connection `client`.
+    public static func privateName(of client: UInt64) -> String { privatePrefix + String(client) }
+
     /// Why `name` is unusable as a client-chosen stream name, or nil when it is fine:
-    /// 1...256 bytes of UTF-8 without control characters, not starting with "~".
+    /// 1...256 bytes of UTF-8 without control characters, line or paragraph separators or
+    /// bidirectional controls (`Unicode.Scalar.altersDisplay`: names are echoed into other
+    /// users' listings, terminals and logs), not starting with "~".
     public static func problem(with name: String, field: String) -> String? {
         let count = name.utf8.count
         if count == 0 { return "'\(field)' must not be empty" }
         if count > maxBytes { return "'\(field)' is \(count) bytes long; stream names are at most \(maxBytes) bytes" }
-        if name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
-            return "'\(field)' contains a control character; stream names are printable text"
+        for (i, scalar) in name.unicodeScalars.enumerated() where scalar.altersDisplay {
+            return "'\(field)' contains \(scalar.codePointName) at character \(i), a control, line or paragraph separator or bidirectional control character; stream names are printable text"
         }
         if name.hasPrefix(privatePrefix) {
             return "'\(field)' starts with '\(privatePrefix)', which is reserved for connections' private streams; omit \"stream\" to use yours"

@@ -1,5 +1,6 @@
 import CRecurHandover
 import Foundation
+import RecurCore
 import RecurEngine
 
 #if canImport(Glibc)
@@ -16,19 +17,34 @@ public protocol DescriptorStore: Sendable {
     func remove(name: String)
 }
 
-/// What the previous process handed over at its graceful stop, as passed to this one: the
-/// state descriptor (a memfd holding `HandoverState` as JSON) and each connection's socket by
-/// its store name.
+/// What the previous process handed over at its graceful stop, as passed to this one: every
+/// passed descriptor named like a handover's (the state memfd `recurd-handover`, holding
+/// `HandoverState` as JSON, and the connection sockets `recurd-conn-<id>`), in the order
+/// passed. Nothing in it is trusted before `adopt` has checked it.
 public struct Inheritance: Sendable {
-    /// The memfd with the `HandoverState`.
-    public var state: Int32
-    /// Connection sockets by store name (`recurd-conn-<id>`).
-    public var connections: [String: Int32]
+    /// One passed descriptor and the name it was stored under.
+    public struct Entry: Sendable, Equatable {
+        public var name: String
+        public var descriptor: Int32
+
+        /// Memberwise.
+        public init(name: String, descriptor: Int32) {
+            self.name = name
+            self.descriptor = descriptor
+        }
+    }
+
+    /// The descriptors, duplicates of a name included.
+    public var entries: [Entry]
 
     /// Memberwise.
-    public init(state: Int32, connections: [String: Int32]) {
-        self.state = state
-        self.connections = connections
+    public init(entries: [Entry]) {
+        self.entries = entries
+    }
+
+    /// Whether `name` is one a handover stores (the state or a connection).
+    public static func isHandoverName(_ name: String) -> Bool {
+        name == HandoverState.stateName || name.hasPrefix(HandoverState.connectionPrefix)
     }
 }
 
@@ -58,7 +74,8 @@ struct HandoverState: Codable, Sendable, Equatable {
     /// The store names used for descriptors.
     static let stateName = "recurd-handover"
     static let listenName = "recurd-listen"
-    static func connectionName(_ id: UInt64) -> String { "recurd-conn-\(id)" }
+    static let connectionPrefix = "recurd-conn-"
+    static func connectionName(_ id: UInt64) -> String { connectionPrefix + String(id) }
 
     /// Writes the state into a new memfd (sealed against change) and returns it.
     func writeMemfd() throws -> Int32 {
@@ -68,27 +85,36 @@ struct HandoverState: Codable, Sendable, Equatable {
         return fd
     }
 
-    /// Reads a state written by `writeMemfd`, closing `fd`.
-    static func read(from fd: Int32) throws -> HandoverState {
+    /// Reads a state written by `writeMemfd`, closing `fd`: a regular file (a memfd) of at most
+    /// `maximumBytes`, valid UTF-8 JSON of this version, consistent (`validate()`).
+    static func read(from fd: Int32) throws(HandoverError) -> HandoverState {
         defer { close(fd) }
-        var data = Data()
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw HandoverError("cannot inspect the handover state: \(String(cString: strerror(errno)))") }
+        guard info.st_mode & S_IFMT == S_IFREG else { throw HandoverError("the handover state is not a memfd or a regular file") }
+        guard info.st_size <= maximumBytes else {
+            throw HandoverError("the handover state is \(info.st_size) bytes; at most \(maximumBytes) are read")
+        }
+        var data: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
-        var offset: off_t = 0
         while true {
-            let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, $0.count, offset) }
+            let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, $0.count, off_t(data.count)) }
             if n < 0 && errno == EINTR { continue }
             guard n >= 0 else { throw HandoverError("reading the handover state failed: \(String(cString: strerror(errno)))") }
             if n == 0 { break }
             data.append(contentsOf: chunk[..<n])
-            offset += off_t(n)
+            guard data.count <= maximumBytes else { throw HandoverError("the handover state is longer than \(maximumBytes) bytes") }
+        }
+        if let bad = data.withUnsafeBytes({ UTF8Validation.firstInvalidOffset($0) }) {
+            throw HandoverError("the handover state is not valid UTF-8 (byte \(bad))")
         }
         let state: HandoverState
         do {
-            state = try JSONDecoder().decode(HandoverState.self, from: data)
+            state = try JSONDecoder().decode(HandoverState.self, from: Data(data))
         } catch {
             throw HandoverError("the handover state is not readable (\(error))")
         }
-        guard state.version == 1 else { throw HandoverError("the handover state has version \(state.version); this recurd reads version 1") }
+        try state.validate()
         return state
     }
 }

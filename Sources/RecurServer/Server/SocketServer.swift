@@ -71,7 +71,7 @@ public final class SocketServer: Service {
     ///   binding fails.
     public func run() async throws {
         let access = try AccessPolicy(adminGroupNamed: configuration.adminGroup)
-        let listeningDescriptor = try openListeningSocket()
+        let (listeningDescriptor, bound) = try openListeningSocket()
         let inherited = adoptInheritance()
         let address = configuration.socketPath.map { "'\($0)'" } ?? "descriptor \(listeningDescriptor)"
         logger.info("listening on \(address)", metadata: ["recurd.connections.max": "\(configuration.maxConnections)"])
@@ -103,7 +103,7 @@ public final class SocketServer: Service {
             keepPath = handOver(listening: listeningDescriptor, connections: collector.all, to: store)
         }
         close(listeningDescriptor)
-        if let path = configuration.socketPath, !keepPath { SocketPath.remove(path) }
+        if let bound, !keepPath { SocketPath.remove(bound) }
     }
 
     /// Runs a connection's task on the event loop its channel will use: no thread hop between
@@ -138,57 +138,26 @@ public final class SocketServer: Service {
     }
 
     /// The listening socket: the one given (socket activation, or the previous process's), or
-    /// a new one bound at the socket path.
-    private func openListeningSocket() throws -> Int32 {
-        if let descriptor = configuration.listeningDescriptor { return descriptor }
+    /// a new one bound at the socket path (with the file it bound, to remove at the end).
+    private func openListeningSocket() throws -> (Int32, SocketPath.Bound?) {
+        if let descriptor = configuration.listeningDescriptor {
+            try SocketPath.checkPassedListening(descriptor)
+            return (descriptor, nil)
+        }
         let path = configuration.socketPath!
         try SocketPath.prepare(path)
-        let descriptor = try SocketPath.bindListening(path, backlog: 256)
-        if let mode = configuration.socketMode {
-            do {
-                try SocketPath.setMode(mode, of: path)
-            } catch {
-                close(descriptor)
-                SocketPath.remove(path)
-                throw error
-            }
-        }
-        return descriptor
+        if let concern = SocketPath.directoryConcern(for: path) { logger.warning("\(concern)") }
+        let bound = try SocketPath.bindListening(path, backlog: 256, mode: configuration.socketMode)
+        return (bound.descriptor, bound)
     }
 
-    /// The connections the previous process handed over, each with its socket; the store's
-    /// entries are dropped as they are taken. A state that cannot be read closes them all.
+    /// The connections the previous process handed over, each with its socket, once all of it
+    /// checks out (`Inheritance.adopt`); anything inconsistent closes them all.
     private func adoptInheritance() -> [(HandedOverConnection, Int32)] {
         guard let inheritance = configuration.inheritance else { return [] }
-        var sockets = inheritance.connections
-        defer {
-            // Sockets without a record (or all of them, when the state is unreadable): their
-            // clients get end of file rather than silence.
-            for (name, descriptor) in sockets {
-                close(descriptor)
-                descriptorStore?.remove(name: name)
-            }
-            descriptorStore?.remove(name: HandoverState.stateName)
-        }
-        let state: HandoverState
-        do {
-            state = try HandoverState.read(from: inheritance.state)
-        } catch {
-            logger.error("cannot take over the previous process's connections: \(error)")
-            return []
-        }
-        limiter.reserve(through: state.lastID)
-        var adopted: [(HandedOverConnection, Int32)] = []
-        for record in state.connections {
-            guard let descriptor = sockets.removeValue(forKey: record.name) else {
-                logger.warning("the handed-over connection \(record.id) has no socket in the store; its client had gone")
-                continue
-            }
-            descriptorStore?.remove(name: record.name)
-            adopted.append((record, descriptor))
-        }
-        logger.notice("took over \(adopted.count) connections from the previous process", metadata: ["recurd.handover.connections": "\(adopted.count)"])
-        return adopted
+        let adopted = inheritance.adopt(store: descriptorStore, logger: logger)
+        limiter.reserve(through: adopted.lastID)
+        return adopted.connections
     }
 
     /// The channel for a connected socket: our framing (resuming handed-over input) and
