@@ -268,14 +268,8 @@ struct Recurd: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let level = logLevel
-        if log == .journal || (log == .auto && Journal.standardErrorIsJournal()) {
-            LoggingSystem.bootstrap { _ in JournalLogHandler(identifier: "recurd", level: level) }
-        } else {
-            LoggingSystem.bootstrap { DaemonLogHandler(label: $0, level: level) }
-        }
         var logger = Logger(label: "recurd")
-        logger.logLevel = level
+        logger.logLevel = logLevel
         let notifier = SystemdNotifier()
 
         if let socket, Self.activationSocket == nil { try Self.checkSocketDirectory(socket) }
@@ -283,8 +277,16 @@ struct Recurd: AsyncParsableCommand {
         do {
             loaded = try Model(contentsOf: model)
         } catch {
-            notifier.notify(["STATUS=cannot load the model '\(model)': \(error.sentence)", "ERRNO=22"])
-            throw RecurdError("cannot load the model '\(model)': \(error.sentence)")
+            let reason = "cannot load the model '\(model)': \(error.sentence)"
+            // Under systemd the socket stays with clients connecting to it: rather than fail (and
+            // be restarted in a loop), refuse them clearly until a good model is installed.
+            guard let listening = Self.activationSocket, !stdin else {
+                notifier.notify(["STATUS=\(reason)", "ERRNO=22"])
+                throw RecurdError(reason)
+            }
+            let wait = ModelWait(path: model, listening: listening, notifier: notifier, logger: logger)
+            guard let waited = await wait.run(firstFailure: reason) else { return }  // stopped while waiting
+            loaded = waited
         }
         logger.info("loaded \(model): \(loaded.config.cell.rawValue) \(loaded.config.layers)×\(loaded.config.hiddenSize), \(loaded.vocabulary.kind.rawValue) vocabulary of \(loaded.vocabulary.count)")
         do {
