@@ -63,10 +63,12 @@ extension Recurd {
     }
 
     /// Logs why recurd exits, at error level, through the log handler (installed with the
-    /// defaults first when the command line could not be parsed).
+    /// defaults first when the command line could not be parsed), whatever --log-level says.
     private static func logFailure(_ message: String) {
         bootstrapLogging(target: .auto, level: .info)
-        Logger(label: "recurd").error("\(message)")
+        var logger = Logger(label: "recurd")
+        if logger.logLevel > .error { logger.logLevel = .error }  // --log-level critical still says why
+        logger.error("\(message)")
     }
 
     /// ArgumentParser lists an option's choices one per line ("  - json"); an error here is
