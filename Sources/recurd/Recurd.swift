@@ -31,7 +31,9 @@ struct Recurd: AsyncParsableCommand {
             model keeps serving. Diagnostics go to stderr, or to the journal under systemd. \
             Under systemd (docs/OPERATIONS.md) recurd is a Type=notify service with a \
             watchdog, takes its socket from recurd.socket (FileDescriptorName=recurd) and \
-            needs no --socket.
+            needs no --socket. On a socket from systemd, a model that cannot be loaded at \
+            start does not end recurd: it refuses each connection with a model_unavailable \
+            error and serves as soon as the file loads (tried when it changes, and on SIGHUP).
 
             Without --state-dir, streams live in memory only: a restart loses them, and \
             streams beyond --max-streams or --idle-timeout are dropped (their clients are told). \
