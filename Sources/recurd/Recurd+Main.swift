@@ -1,5 +1,8 @@
 import ArgumentParser
+import Logging
 import RecurCore
+import RecurSystemd
+import Synchronization
 
 /// A failure the daemon reports as one line, `recurd: error: <message>`, exiting with `code`.
 struct RecurdError: Error, CustomStringConvertible {
@@ -15,12 +18,16 @@ struct RecurdError: Error, CustomStringConvertible {
 }
 
 extension Recurd {
-    /// Parses the command line, runs the daemon and reports any error as one line on stderr,
-    /// `recurd: error: ...`. Returns the process exit code.
+    /// Parses the command line, installs the log handler, runs the daemon and reports any
+    /// error as one entry at error level: `recurd: error: ...` on stderr, or under systemd a
+    /// journal entry with PRIORITY=3 and the same fields as every other (so
+    /// `journalctl -u recurd -p warning` shows why it stopped). Returns the process exit code.
     static func runMain(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) async -> Int32 {
         do {
             var command = try parseAsRoot(arguments)
             if let daemon = command as? Recurd {
+                // Before the model loads: a failure to load it is logged like everything else.
+                bootstrapLogging(target: daemon.log, level: daemon.logLevel)
                 try await daemon.run()
             } else {
                 try command.run()  // --help and --version come back as errors; nothing else runs here
@@ -29,16 +36,39 @@ extension Recurd {
         } catch let exit as ExitCode {
             return exit.rawValue
         } catch let error as RecurdError {
-            writeStandardError("recurd: error: \(error.message)\n")
+            logFailure(error.message)
             return error.code
         } catch {
             let code = exitCode(for: error)
             if code == .success { self.exit(withError: error) }  // --help, --version
             var message = oneLine(self.message(for: error))
             if code == .validationFailure { message += " (see 'recurd --help')" }
-            writeStandardError("recurd: error: \(message)\n")
+            logFailure(message)
             return code.rawValue
         }
+    }
+
+    /// Whether `bootstrapLogging` ran (swift-log allows one bootstrap per process).
+    private static let loggingBootstrapped = Atomic<Bool>(false)
+
+    /// Sends diagnostics to the journal (`--log journal`, or `auto` when stderr is the journal)
+    /// or as lines on stderr, from `level` up. Only the first call counts.
+    static func bootstrapLogging(target: LogTarget, level: Logger.Level) {
+        guard !loggingBootstrapped.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        if target == .journal || (target == .auto && Journal.standardErrorIsJournal()) {
+            LoggingSystem.bootstrap { _ in JournalLogHandler(identifier: "recurd", level: level) }
+        } else {
+            LoggingSystem.bootstrap { DaemonLogHandler(label: $0, level: level) }
+        }
+    }
+
+    /// Logs why recurd exits, at error level, through the log handler (installed with the
+    /// defaults first when the command line could not be parsed), whatever --log-level says.
+    private static func logFailure(_ message: String) {
+        bootstrapLogging(target: .auto, level: .info)
+        var logger = Logger(label: "recurd")
+        if logger.logLevel > .error { logger.logLevel = .error }  // --log-level critical still says why
+        logger.error("\(message)")
     }
 
     /// ArgumentParser lists an option's choices one per line ("  - json"); an error here is

@@ -31,7 +31,9 @@ struct Recurd: AsyncParsableCommand {
             model keeps serving. Diagnostics go to stderr, or to the journal under systemd. \
             Under systemd (docs/OPERATIONS.md) recurd is a Type=notify service with a \
             watchdog, takes its socket from recurd.socket (FileDescriptorName=recurd) and \
-            needs no --socket.
+            needs no --socket. On a socket from systemd, a model that cannot be loaded at \
+            start does not end recurd: it refuses each connection with a model_unavailable \
+            error and serves as soon as the file loads (tried when it changes, and on SIGHUP).
 
             Without --state-dir, streams live in memory only: a restart loses them, and \
             streams beyond --max-streams or --idle-timeout are dropped (their clients are told). \
@@ -266,14 +268,8 @@ struct Recurd: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let level = logLevel
-        if log == .journal || (log == .auto && Journal.standardErrorIsJournal()) {
-            LoggingSystem.bootstrap { _ in JournalLogHandler(identifier: "recurd", level: level) }
-        } else {
-            LoggingSystem.bootstrap { DaemonLogHandler(label: $0, level: level) }
-        }
         var logger = Logger(label: "recurd")
-        logger.logLevel = level
+        logger.logLevel = logLevel
         let notifier = SystemdNotifier()
 
         if let socket, Self.activationSocket == nil { try Self.checkSocketDirectory(socket) }
@@ -281,8 +277,16 @@ struct Recurd: AsyncParsableCommand {
         do {
             loaded = try Model(contentsOf: model)
         } catch {
-            notifier.notify(["STATUS=cannot load the model '\(model)': \(error.sentence)", "ERRNO=22"])
-            throw RecurdError("cannot load the model '\(model)': \(error.sentence)")
+            let reason = "cannot load the model '\(model)': \(error.sentence)"
+            // Under systemd the socket stays with clients connecting to it: rather than fail (and
+            // be restarted in a loop), refuse them clearly until a good model is installed.
+            guard let listening = Self.activationSocket, !stdin else {
+                notifier.notify(["STATUS=\(reason)", "ERRNO=22"])
+                throw RecurdError(reason)
+            }
+            let wait = ModelWait(path: model, listening: listening, notifier: notifier, logger: logger)
+            guard let waited = await wait.run(firstFailure: reason) else { return }  // stopped while waiting
+            loaded = waited
         }
         logger.info("loaded \(model): \(loaded.config.cell.rawValue) \(loaded.config.layers)×\(loaded.config.hiddenSize), \(loaded.vocabulary.kind.rawValue) vocabulary of \(loaded.vocabulary.count)")
         do {

@@ -10,6 +10,8 @@ final class SystemdHarnessTests: XCTestCase {
     nonisolated(unsafe) static var harness: SystemdHarness?
     nonisolated(unsafe) static var bootError: Error?
     static let workDirectory = URL(fileURLWithPath: "/tmp/recurd-harness-\(getpid())")
+    /// The client users created inside (members of recurd-clients).
+    static let users = [("alice", 2001), ("bob", 2002)]
 
     override class func setUp() {
         super.setUp()
@@ -18,6 +20,10 @@ final class SystemdHarnessTests: XCTestCase {
             let harness = try SystemdHarness.boot(in: workDirectory)
             Self.harness = harness
             try harness.run(["scripts/install", "--binary", Executables.recurd.path])
+            // Two ordinary users allowed to connect, in the harness's private /etc.
+            for (name, uid) in Self.users {
+                try harness.run(["useradd", "--uid", "\(uid)", "--user-group", "--no-create-home", "--groups", "recurd-clients", name])
+            }
         } catch {
             bootError = error
         }
@@ -151,12 +157,30 @@ extension SystemdHarnessTests {
     /// stream's events are exactly what `recur eval --per-token` computes for its whole text
     /// (so no token was lost, repeated or scored on a lost state).
     func test_d_restartUnderLoad_noDisconnectNoLostToken() throws {
+        try streamThroughRestarts(clients: 6, restarts: 3, pause: 1.0, label: "restart under load")
+    }
+
+    /// Issue 14: ten restarts in a row (twice systemd's default start limit of 5 in 10 s, which
+    /// counted operator restarts too, failed recurd.socket and removed /run/recurd.sock) with 8
+    /// clients streaming: every restart hands every client over, none sees an error, every
+    /// stream equals `recur eval`, and the socket and the service are active at the end.
+    func test_f_restartStorm_tenRestartsInARow_noClientError_socketStays() throws {
+        let harness = try booted()
+        try streamThroughRestarts(clients: 8, restarts: 10, pause: 0, label: "restart storm")
+        XCTAssertEqual(try harness.show("recurd.socket", ["ActiveState"])["ActiveState"], "active")
+        XCTAssertEqual(try harness.show("recurd.service", ["ActiveState"])["ActiveState"], "active")
+    }
+
+    /// `clients` clients (the last on its connection's private stream) stream lines of Hamlet
+    /// while `systemctl restart recurd` runs `restarts` times, `pause` seconds apart (after a
+    /// first second of streaming); then checks every stream against `recur eval`.
+    private func streamThroughRestarts(clients: Int, restarts: Int, pause: Double, label: String) throws {
         let harness = try booted()
         let lines = try String(contentsOf: Repository.hamlet, encoding: .utf8).split(separator: "\n").map { String($0) + "\n" }
-        let clients = 6
         let stop = LockedFlag()
         let collected = ClientRuns(count: clients)
         let path = socketPath
+        let handedBefore = try handOvers(of: clients)
         _ = try SocketClient(path: path)  // activate before the clients start
         try harness.waitFor("recurd.service", ["ActiveState"], "recurd to run") { $0["ActiveState"] == "active" }
         let pidBefore = try harness.show("recurd.service", ["MainPID"])["MainPID"]
@@ -167,7 +191,7 @@ extension SystemdHarnessTests {
                 defer { group.leave() }
                 var run = ClientRun()
                 // The last client uses its connection's private stream (no name).
-                let stream: String? = c == clients - 1 ? nil : "load-\(c)"
+                let stream: String? = c == clients - 1 ? nil : "\(label.replacingOccurrences(of: " ", with: "-"))-\(c)"
                 do {
                     let client = try SocketClient(path: path)
                     var i = c
@@ -189,11 +213,10 @@ extension SystemdHarnessTests {
                 collected.set(c, run)
             }.start()
         }
-        var restarts = 0
-        for _ in 0..<3 {
-            Thread.sleep(forTimeInterval: 1.0)
+        Thread.sleep(forTimeInterval: 1.0)  // let every client get going
+        for r in 0..<restarts {
+            if r > 0 && pause > 0 { Thread.sleep(forTimeInterval: pause) }
             try harness.run(["systemctl", "restart", "recurd.service"])
-            restarts += 1
         }
         Thread.sleep(forTimeInterval: 1.0)
         stop.set()
@@ -202,23 +225,234 @@ extension SystemdHarnessTests {
 
         var tokens = 0, disconnects = 0, lost = 0
         for (c, run) in collected.all.enumerated() {
-            let name = c == clients - 1 ? "private stream" : "load-\(c)"
             XCTAssertEqual(run.errors, [], "client \(c)")
             disconnects += run.disconnects
             tokens += run.events.count
             let reference = try recurEvalPerToken(model: Repository.shakespeareModel, text: run.text, in: Self.workDirectory)
             lost += max(0, reference.count + 1 - run.events.count)
             // The private stream is reported under its connection's name ("~<id>").
-            let stream = run.events.first?["stream"] as? String ?? name
+            let stream = run.events.first?["stream"] as? String ?? "client \(c)"
             assertEventsMatchEval(run.events, reference, stream: stream)
         }
-        let handedOver = try harness.journal("recurd.service").compactMap { $0["MESSAGE"] as? String }
-            .filter { $0 == "handed \(clients) connections over to the next process" }
-        XCTAssertEqual(handedOver.count, restarts, "every restart handed every client over")
-        // Reported in the closing note of issue 4.
-        print("restart under load: \(clients) clients, \(restarts) restarts, \(tokens) tokens, \(disconnects) disconnects, \(lost) lost tokens; \(handedOver)")
+        let handedOver = try handOvers(of: clients) - handedBefore
+        XCTAssertEqual(handedOver, restarts, "every restart handed every client over")
+        print("\(label): \(clients) clients, \(restarts) restarts, \(tokens) tokens, \(disconnects) disconnects, \(lost) lost tokens, \(handedOver) handovers of all \(clients)")
         XCTAssertEqual(disconnects, 0)
         XCTAssertEqual(lost, 0)
+    }
+
+    /// How many times the journal says all `clients` connections were handed over.
+    private func handOvers(of clients: Int) throws -> Int {
+        try booted().journal("recurd.service").compactMap { $0["MESSAGE"] as? String }
+            .filter { $0 == "handed \(clients) connections over to the next process" }.count
+    }
+}
+
+extension SystemdHarnessTests {
+    /// Issue 14: under the shipped unit two ordinary users are two owners (PrivateUsers=yes
+    /// made every non-root client uid 65534 inside the service). alice's stream says owner
+    /// 2001; bob is refused every operation on it and does not see it in list; a per-user limit
+    /// counts each user's streams separately.
+    func test_e_twoClientUsers_ownStreams_andAreLimitedSeparately() throws {
+        let harness = try booted()
+        let alice = try requests(as: "alice", [
+            ["op": "feed", "stream": "alice-secret", "text": "hello"],
+            ["op": "info", "stream": "alice-secret"],
+        ])
+        XCTAssertEqual(alice.last?["owner"] as? Int, 2001, "\(alice)")
+        let bob = try requests(as: "bob", [
+            ["op": "info", "stream": "alice-secret"],
+            ["op": "feed", "stream": "alice-secret", "text": " world"],
+            ["op": "predict", "stream": "alice-secret", "n": 3],
+            ["op": "reset", "stream": "alice-secret"],
+            ["op": "end", "stream": "alice-secret"],
+            ["op": "feed", "stream": "bob-own", "text": "hi"],
+            ["op": "list"],
+        ])
+        XCTAssertEqual(bob.count, 7, "\(bob)")
+        for (i, reply) in bob.prefix(5).enumerated() {
+            XCTAssertEqual(Protocol.errorCode(reply), "permission_denied", "bob's request \(i) on alice's stream: \(reply)")
+        }
+        let listed = ((bob.last?["streams"] as? [[String: Any]]) ?? []).compactMap { $0["stream"] as? String }
+        XCTAssertEqual(listed, ["bob-own"], "bob sees only his own stream")
+        let after = try requests(as: "alice", [["op": "info", "stream": "alice-secret"]])
+        XCTAssertEqual(after.first?["offset"] as? Int, 5, "bob changed nothing: \(after)")
+
+        // --max-streams-per-user 2: each user may own two streams, whatever the other owns.
+        let dropIn = "/etc/systemd/system/recurd.service.d/test-limits.conf"
+        try harness.write(Data("""
+            [Service]
+            ExecStart=
+            ExecStart=/usr/local/bin/recurd --model /etc/recurd/model.safetensors --state-dir ${STATE_DIRECTORY} --log journal --max-streams-per-user 2
+
+            """.utf8), to: dropIn)
+        defer {
+            _ = try? harness.run(["rm", "-f", dropIn])
+            _ = try? harness.run(["systemctl", "daemon-reload"])
+            _ = try? harness.run(["systemctl", "restart", "recurd.service"])
+        }
+        try harness.run(["systemctl", "daemon-reload"])
+        try harness.run(["systemctl", "restart", "recurd.service"])
+        for user in ["alice", "bob"] {
+            let replies = try requests(as: user, [
+                ["op": "end", "stream": "\(user)-own"],
+                ["op": "end", "stream": "\(user)-secret"],
+                ["op": "feed", "stream": "\(user)-1", "text": "a"],
+                ["op": "feed", "stream": "\(user)-2", "text": "b"],
+                ["op": "feed", "stream": "\(user)-3", "text": "c"],
+            ])
+            XCTAssertEqual(replies.count, 5, "\(user): \(replies)")
+            XCTAssertNil(Protocol.errorCode(replies[2]), "\(user): \(replies[2])")
+            XCTAssertNil(Protocol.errorCode(replies[3]), "\(user): \(replies[3])")
+            XCTAssertEqual(Protocol.errorCode(replies[4]), "quota_exceeded", "\(user)'s third stream: \(replies[4])")
+        }
+    }
+
+    /// Issue 14: a bad model never takes the socket away. With a broken file in /etc/recurd,
+    /// restarts (more than systemd's old limit of 5) leave recurd active and clients refused
+    /// with model_unavailable; the failure is an error entry (`journalctl -p warning`) with the
+    /// structured fields; once a good model is installed recurd serves, with no reset-failed.
+    func test_g_badModel_clientsRefusedWithModelUnavailable_goodModelPickedUp() throws {
+        let harness = try booted()
+        let model = "/etc/recurd/model.safetensors"
+        try harness.write(Data("not a model".utf8), to: model)
+        defer { _ = try? harness.write(try Data(contentsOf: Repository.shakespeareModel), to: model) }
+        for _ in 0..<6 { try harness.run(["systemctl", "restart", "recurd.service"]) }
+        let status = try harness.show("recurd.service", ["ActiveState", "StatusText"])
+        XCTAssertEqual(status["ActiveState"], "active", "\(status)")
+        XCTAssertTrue(status["StatusText"]?.hasPrefix("no model: cannot load the model") == true, "\(status)")
+        XCTAssertEqual(try harness.show("recurd.socket", ["ActiveState"])["ActiveState"], "active")
+
+        let refused = try requests(as: "alice", [["op": "feed", "stream": "waits", "text": "To be"]])
+        XCTAssertEqual(refused.count, 1, "\(refused)")
+        XCTAssertEqual(refused.first.flatMap(Protocol.errorCode), "model_unavailable", "\(refused)")
+        let message = (refused.first?["error"] as? [String: Any])?["message"] as? String ?? ""
+        XCTAssertTrue(message.contains("cannot load the model '\(model)'"), message)
+
+        let warnings = try harness.run(["journalctl", "-u", "recurd.service", "-p", "warning", "-o", "json", "--no-pager"]).lines
+            .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let failure = warnings.last { ($0["MESSAGE"] as? String)?.hasPrefix("cannot load the model '\(model)'") == true }
+        XCTAssertNotNil(failure, "journalctl -p warning shows why: \(warnings.compactMap { $0["MESSAGE"] })")
+        if let failure {
+            XCTAssertEqual(failure["PRIORITY"] as? String, "3")
+            XCTAssertEqual(failure["SYSLOG_IDENTIFIER"] as? String, "recurd")
+            XCTAssertTrue((failure["CODE_FILE"] as? String)?.hasSuffix("ModelWait.swift") == true, "\(failure)")
+            XCTAssertNotNil(failure["CODE_LINE"])
+        }
+
+        // A good model put back is picked up without a reload, a restart or reset-failed.
+        let pid = try harness.show("recurd.service", ["MainPID"])["MainPID"]
+        try harness.write(try Data(contentsOf: Repository.shakespeareModel), to: model)
+        try harness.waitFor("recurd.service", ["StatusText"], "the good model to be picked up") {
+            ($0["StatusText"] ?? "").hasPrefix("serving")
+        }
+        XCTAssertEqual(try harness.show("recurd.service", ["MainPID"])["MainPID"], pid, "the same process serves")
+        let text = "To be, or not to be"
+        let client = try SocketClient(path: socketPath)
+        let (events, reply) = try client.request(["op": "feed", "stream": "after-good-model", "text": text])
+        XCTAssertNil(Protocol.errorCode(reply), "\(reply)")
+        assertEventsMatchEval(events, try recurEvalPerToken(model: Repository.shakespeareModel, text: text, in: Self.workDirectory),
+                              stream: "after-good-model")
+    }
+
+    /// Issue 14: a service that keeps failing to start (here: an invalid flag in a drop-in) is
+    /// restarted every RestartSec= for as long as it fails, past systemd's default limit of 5;
+    /// the socket stays, a client's request waits and is answered once the cause is gone; the
+    /// exit reason is an error entry with the structured fields (`journalctl -p warning`).
+    func test_h_crashLoop_socketStays_clientWaits_recoversWithoutResetFailed() throws {
+        let harness = try booted()
+        let dropIn = "/etc/systemd/system/recurd.service.d/test-crash.conf"
+        try harness.write(Data("""
+            [Service]
+            ExecStart=
+            ExecStart=/usr/local/bin/recurd --model /etc/recurd/model.safetensors --state-dir ${STATE_DIRECTORY} --log journal --top-k 999
+
+            """.utf8), to: dropIn)
+        var removed = false
+        defer {
+            if !removed {
+                _ = try? harness.run(["rm", "-f", dropIn])
+                _ = try? harness.run(["systemctl", "daemon-reload"])
+            }
+            _ = try? harness.run(["systemctl", "restart", "recurd.service"])
+        }
+        try harness.run(["systemctl", "daemon-reload"])
+        let before = Int(try harness.show("recurd.service", ["NRestarts"])["NRestarts"] ?? "") ?? 0
+        _ = try harness.run(["systemctl", "restart", "recurd.service"], check: false)  // fails: the flag is refused
+        try harness.waitFor("recurd.service", ["NRestarts", "ActiveState", "SubState"], "more than 5 failed starts", timeout: 30) {
+            (Int($0["NRestarts"] ?? "") ?? 0) >= before + 6
+        }
+        XCTAssertEqual(try harness.show("recurd.socket", ["ActiveState"])["ActiveState"], "active", "the socket outlives the crash loop")
+
+        // A client connects during the loop and waits in the socket's backlog.
+        let answered = LockedFlag()
+        let outcome = ClientRuns(count: 1)
+        let path = socketPath
+        let waiting = Thread {
+            var run = ClientRun()
+            do {
+                let client = try SocketClient(path: path)
+                let (events, reply) = try client.request(["op": "feed", "stream": "waited", "text": "To be"], timeout: 60)
+                if let code = Protocol.errorCode(reply) { run.errors.append("\(code): \(reply)") }
+                run.events = events
+            } catch {
+                run.errors.append("\(error)")
+            }
+            outcome.set(0, run)
+            answered.set()
+        }
+        waiting.start()
+
+        let warnings = try harness.run(["journalctl", "-u", "recurd.service", "-p", "warning", "-o", "json", "--no-pager"]).lines
+            .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let exit = warnings.last { ($0["MESSAGE"] as? String)?.contains("--top-k must be in") == true }
+        XCTAssertNotNil(exit, "journalctl -p warning shows why it exits: \(warnings.suffix(5).compactMap { $0["MESSAGE"] })")
+        if let exit {
+            XCTAssertEqual(exit["PRIORITY"] as? String, "3")
+            XCTAssertEqual(exit["SYSLOG_IDENTIFIER"] as? String, "recurd")
+            XCTAssertTrue((exit["CODE_FILE"] as? String)?.hasSuffix("Recurd+Main.swift") == true, "\(exit)")
+        }
+
+        // The cause goes; the next automatic restart serves the waiting client.
+        try harness.run(["rm", "-f", dropIn])
+        try harness.run(["systemctl", "daemon-reload"])
+        removed = true
+        try harness.waitFor("recurd.service", ["ActiveState"], "recurd to recover on its own", timeout: 30) { $0["ActiveState"] == "active" }
+        let deadline = Date().addingTimeInterval(60)
+        while !answered.isSet && Date() < deadline { usleep(50_000) }
+        XCTAssertTrue(answered.isSet, "the waiting client was not answered")
+        let run = outcome.all[0]
+        XCTAssertEqual(run.errors, [])
+        XCTAssertEqual(run.events.count, 5, "the request sent during the crash loop was served")
+    }
+
+    /// Sends `requests` in order on one connection as `user`, from inside the harness (the
+    /// socket's group admits the user there); returns each request's reply (events skipped),
+    /// or what it got before the daemon closed the connection.
+    private func requests(as user: String, _ requests: [[String: Any]]) throws -> [[String: Any]] {
+        let script = """
+            import json, socket, sys
+            s = socket.socket(socket.AF_UNIX)
+            s.connect("/run/recurd.sock")
+            f = s.makefile("rwb")
+            out = []
+            for line in sys.stdin:
+                f.write(line.encode()); f.flush()
+                while True:
+                    got = f.readline()
+                    if not got: break
+                    m = json.loads(got)
+                    if "op" in m or "error" in m: out.append(m); break
+                if not got: break
+            print(json.dumps(out))
+            """
+        let input = try requests.map { String(decoding: try JSONSerialization.data(withJSONObject: $0), as: UTF8.self) + "\n" }.joined()
+        let result = try booted().run(["setpriv", "--reuid=\(user)", "--regid=\(user)", "--init-groups", "/usr/bin/python3", "-c", script],
+                                      stdin: Data(input.utf8))
+        guard let last = result.lines.last, let replies = try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [[String: Any]] else {
+            throw TestFailure("no replies from the client as \(user): \(result.stdout) \(result.stderr)")
+        }
+        return replies
     }
 }
 

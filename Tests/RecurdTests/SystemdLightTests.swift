@@ -118,4 +118,63 @@ final class SystemdLightTests: XCTestCase {
         activator.signal(SIGTERM)
         _ = try activator.wait()
     }
+    /// Issue 14: on a socket from systemd (here systemd-socket-activate), a model that cannot be
+    /// loaded does not end recurd: READY=1 with a "no model" status, an error line, each
+    /// connection refused with model_unavailable; SIGHUP after a good model is installed serves.
+    func test_socketActivation_badModel_refusesWithModelUnavailable_thenReloadServes() throws {
+        let text = "To be, or not to be"
+        // Before the activator starts (see test_socketActivation_firstConnectionStartsRecurdOnPassedSocket).
+        let reference = try recurEvalPerToken(model: Repository.shakespeareModel, text: text, in: try makeWorkDirectory(self))
+        let (_, activator, listener, socket, model) = try activatedWithBrokenModel()
+        let refused = try SocketClient(path: socket)
+        try refused.send(["op": "feed", "stream": "s", "text": "To be"])
+        let line = try refused.readObject()
+        XCTAssertEqual(Protocol.errorCode(line), "model_unavailable", "\(line)")
+        XCTAssertNil(try refused.readLine(), "the refused connection is closed")
+        let ready = try listener.waitFor("READY=1") { $0.contains("READY=1") }
+        XCTAssertTrue(ready.contains("STATUS=no model: cannot load the model"), ready)
+        XCTAssertTrue(activator.stderrText.contains("recurd: error: cannot load the model '\(model.path)'"), activator.stderrText)
+
+        try FileManager.default.removeItem(at: model)
+        try FileManager.default.copyItem(at: Repository.shakespeareModel, to: model)
+        activator.signal(SIGHUP)
+        try listener.waitFor("READY=1 with the model") { $0.contains("READY=1") && $0.contains("STATUS=serving") }
+        let (events, reply) = try SocketClient(path: socket).request(["op": "feed", "stream": "s", "text": text])
+        XCTAssertNil(Protocol.errorCode(reply), "\(reply)")
+        assertEventsMatchEval(events, reference, stream: "s")
+        activator.signal(SIGTERM)
+        XCTAssertEqual(try activator.wait().status, 0)
+    }
+
+    /// A stop while waiting for a model is a clean exit (STOPPING=1, status 0).
+    func test_socketActivation_badModel_stopWhileWaiting_exitsCleanly() throws {
+        let (_, activator, listener, socket, _) = try activatedWithBrokenModel()
+        let refused = try SocketClient(path: socket)
+        try refused.send(["op": "stats"])
+        XCTAssertEqual(Protocol.errorCode(try refused.readObject()), "model_unavailable")
+        try listener.waitFor("READY=1") { $0.contains("READY=1") }
+        activator.signal(SIGTERM)
+        try listener.waitFor("STOPPING=1") { $0.hasPrefix("STOPPING=1") }
+        XCTAssertEqual(try activator.wait().status, 0)
+        XCTAssertTrue(activator.stderrText.contains("stopping while waiting for a model"), activator.stderrText)
+    }
+
+    /// systemd-socket-activate listening for recurd, whose model file holds junk.
+    private func activatedWithBrokenModel() throws -> (URL, ChildProcess, NotifyListener, String, URL) {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-socket-activate") else {
+            throw XCTSkip("systemd-socket-activate is not installed (Debian package systemd; scripts/ensure-deps installs it)")
+        }
+        let directory = try makeWorkDirectory(self)
+        let model = directory.appendingPathComponent("model.safetensors")
+        try Data("not a model".utf8).write(to: model)
+        let listener = try NotifyListener(path: directory.appendingPathComponent("notify").path)
+        let socket = directory.appendingPathComponent("act.sock").path
+        let activator = try ChildProcess(URL(fileURLWithPath: "/usr/bin/systemd-socket-activate"),
+                                         ["-l", socket, "--fdname=recurd", "-E", "NOTIFY_SOCKET",
+                                          Executables.recurd.path, "--model", model.path, "--log", "stderr"],
+                                         in: directory, environment: listener.environment)
+        addTeardownBlock { activator.signal(SIGKILL) }
+        try activator.waitFor("the activation socket") { FileManager.default.fileExists(atPath: socket) }
+        return (directory, activator, listener, socket, model)
+    }
 }

@@ -25,6 +25,9 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case quotaExceeded = "quota_exceeded"
     /// The daemon is shutting down and takes no more work.
     case shuttingDown = "shutting_down"
+    /// recurd runs (under systemd, keeping its socket) but could not load its model; the
+    /// connection is closed. Retry later: it serves as soon as a good model is installed.
+    case modelUnavailable = "model_unavailable"
     /// A failure inside the daemon; the request may be retried.
     case `internal`
 }
