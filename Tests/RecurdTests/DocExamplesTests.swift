@@ -82,6 +82,48 @@ final class DocExamplesTests: XCTestCase {
               + parsed.skipped.map { "line \($0.line) (\($0.reason))" }.joined(separator: ", "))
     }
 
+    /// The comparison rules DEVELOPERS.md documents, each of which can fail.
+    func test_comparisonRules() throws {
+        XCTAssertTrue(DocOutput.matches(["a", "b"], ["a", "b"]))
+        XCTAssertFalse(DocOutput.matches(["a", "b"], ["a", "b", "c"]), "an extra line fails")
+        XCTAssertFalse(DocOutput.matches(["a", "b"], ["a"]), "a missing line fails")
+        XCTAssertTrue(DocOutput.matches(["a", "...", "z"], ["a", "z"]))
+        XCTAssertTrue(DocOutput.matches(["a", "...", "z"], ["a", "b", "c", "z"]))
+        XCTAssertFalse(DocOutput.matches(["a", "...", "z"], ["a", "b", "c"]))
+        XCTAssertTrue(DocOutput.matches([#"{"x":1,...}"#], [#"{"x":1,"y":[2,3]}"#]))
+        XCTAssertFalse(DocOutput.matches([#"{"x":1,...}"#], [#"{"x":2,"y":[2,3]}"#]), "integers are exact")
+        XCTAssertTrue(DocOutput.matches([#"{"p":0.09890184}"#], [#"{"p":0.098901845}"#]), "floats agree to 1e-5")
+        XCTAssertFalse(DocOutput.matches([#"{"p":0.0989}"#], [#"{"p":0.09890184}"#]), "but not to 1e-4")
+        XCTAssertTrue(DocOutput.matches([#"{"created":"2026-11-26T22:10:07.303Z","uptime":4.18,"streams":2}"#],
+                                        [#"{"created":"2027-01-01T00:00:00.000Z","uptime":0.5,"streams":2}"#]))
+        XCTAssertFalse(DocOutput.matches([#"{"created":"2026-11-26T22:10:07.303Z","streams":2}"#],
+                                         [#"{"created":"2027-01-01T00:00:00.000Z","streams":3}"#]))
+        let parsed = try DocExamples(markdown: """
+            <!-- doctest: skip needs root -->
+            ```console
+            $ sudo true
+            ```
+            ```console
+            $ printf 'a\\n' \\
+                'b'
+            a
+            $ cat <<'END'
+            x
+            END
+            x
+            ```
+            ```
+            > {"op":"stats"}
+            {"op":"stats"}
+            ```
+            """, name: "t.md")
+        XCTAssertEqual(parsed.skipped.map(\.reason), ["needs root"])
+        XCTAssertEqual(parsed.examples.map(\.text), ["printf 'a\\n' \\\n    'b'", "cat <<'END'\nx\nEND", #"{"op":"stats"}"#])
+        XCTAssertEqual(parsed.examples.map(\.expected), [["a"], ["x"], [#"{"op":"stats"}"#]])
+        XCTAssertThrowsError(try DocExamples(markdown: "```\n# comment\n> {}\n```", name: "t.md"),
+                             "a transcript with text before its first request must be marked skip")
+    }
+
     /// The lines of `text`, without the empty one after a final newline.
     static func lines(_ text: String) -> [String] {
         var lines = text.components(separatedBy: "\n")
