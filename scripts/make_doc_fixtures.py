@@ -13,8 +13,9 @@ For each tokenizer (char, byte, word) it
    that model as model.safetensors and samples/hamlet.txt as input.txt. The import blocks
    load recur's model into PyTorch; the last block exports a fresh PyTorch model (its line
    `tokenizer = "char"` set to the tokenizer at hand, torch seeded) over model.safetensors;
-3. records what PyTorch computes on "To be, or not to be" with both models: the token ids,
-   the tokens, each token's log-probability and the top 3 next tokens after each token.
+3. records what PyTorch computes on "To be, or not to be" (and, for byte and word models, on a
+   line of non-ASCII text) with both models: the token ids, the tokens, each token's
+   log-probability and the top 3 next tokens after each token.
 
 Writes into Tests/RecurCoreTests/Fixtures/model-format-doc/: recur-TOKENIZER.safetensors (what
 recur wrote), pytorch-TOKENIZER.safetensors (what the doc's export wrote) and cases.json (the
@@ -41,6 +42,9 @@ DOC = os.path.join(REPO_ROOT, "docs", "MODEL-FORMAT.md")
 CORPUS = os.path.join(REPO_ROOT, "samples", "hamlet.txt")
 OUT = os.path.join(REPO_ROOT, "Tests", "RecurCoreTests", "Fixtures", "model-format-doc")
 TEXT = "To be, or not to be"
+# Byte and word models also read text beyond their corpus: multi-byte UTF-8, and for words
+# letters, digits and symbols outside ASCII (unknown words become <unk>).
+UNICODE_TEXT = "To be \u2014 na\u00efve caf\u00e9, \u00bd x\u00b2!\n"
 TOP = 3
 
 # The recur-written model of each tokenizer: every cell, one-hot and embedded input.
@@ -76,7 +80,16 @@ def display(token, tokenizer):
     return chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02X}"
 
 
-def record(ids, logits, vocabulary, tokenizer):
+def run_model(ns, path, text):
+    """Loads `path` with the doc's load_recur and runs it on `text` with the doc's encode."""
+    model, vocabulary, meta = ns["load_recur"](path)
+    ids = ns["encode"](text, vocabulary, meta["tokenizer"], meta["unknown"])
+    with torch.no_grad():
+        logits, _ = model(torch.tensor(ids).unsqueeze(1))
+    return record(ids, logits, vocabulary, meta["tokenizer"], text), meta, vocabulary
+
+
+def record(ids, logits, vocabulary, tokenizer, text=TEXT):
     """PyTorch's numbers for one text: logits is (T, 1, V), the prediction after each token."""
     log_probs = torch.log_softmax(logits[:, 0].double(), dim=-1)
     events = []
@@ -87,7 +100,7 @@ def record(ids, logits, vocabulary, tokenizer):
             "logprob": None if t == 0 else float(log_probs[t - 1, token_id]),
             "next": [[display(vocabulary[int(i)], tokenizer), float(lp.exp())] for lp, i in zip(top.values, top.indices)],
         })
-    return {"text": TEXT, "ids": list(ids), "events": events}
+    return {"text": text, "ids": list(ids), "events": events}
 
 
 def run_blocks(blocks, tokenizer, directory):
@@ -150,18 +163,21 @@ def main():
             exported = os.path.join(args.out, f"pytorch-{tokenizer}.safetensors")
             shutil.copyfile(os.path.join(directory, "model.safetensors"), exported)
             ns = snapshots[3]
-            model, vocabulary, meta = ns["load_recur"](exported)
-            assert meta["tokenizer"] == tokenizer
-            ids = ns["encode"](TEXT, vocabulary, tokenizer, meta["unknown"])
-            with torch.no_grad():
-                logits, _ = model(torch.tensor(ids).unsqueeze(1))
-            cases.append({
-                "direction": "pytorch-to-recur", "tokenizer": tokenizer,
-                "model": os.path.basename(exported), "printed": "",
-                "cell": meta["cell"], "hidden_size": int(meta["hidden_size"]),
-                "embedding_size": int(meta["embedding_size"]), "vocab_size": len(vocabulary),
-                **record(ids, logits, vocabulary, tokenizer),
-            })
+            texts = [TEXT] + ([UNICODE_TEXT] if tokenizer != "char" else [])
+            for text in texts:
+                numbers, meta, vocabulary = run_model(ns, exported, text)
+                assert meta["tokenizer"] == tokenizer
+                cases.append({
+                    "direction": "pytorch-to-recur", "tokenizer": tokenizer,
+                    "model": os.path.basename(exported), "printed": "",
+                    "cell": meta["cell"], "hidden_size": int(meta["hidden_size"]),
+                    "embedding_size": int(meta["embedding_size"]), "vocab_size": len(vocabulary),
+                    **numbers,
+                })
+            if tokenizer != "char":
+                numbers, _, _ = run_model(ns, recur_model, UNICODE_TEXT)
+                cases.append({"direction": "recur-to-pytorch", "tokenizer": tokenizer,
+                              "model": os.path.basename(recur_model), "printed": "", **numbers})
     manifest = {
         "generated_by": "scripts/make_doc_fixtures.py",
         "torch": torch.__version__,
