@@ -15,7 +15,8 @@ extension Vocabulary {
                 return "a byte vocabulary must have 256 tokens, not \(tokens.count)"
             }
             for (i, token) in tokens.enumerated() where token != String(i) {
-                return "byte token \(i) is \(Self.quoted(token)) instead of \"\(i)\""
+                return "byte token \(i) is \(Self.quoted(token)) instead of \"\(i)\" (a byte vocabulary is "
+                    + "\"0\" ... \"255\" in numeric order, token id = byte value, not sorted as strings)"
             }
             return nil
         }
