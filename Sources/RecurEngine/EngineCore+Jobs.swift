@@ -194,7 +194,8 @@ extension EngineCore {
             // leaves it unknown (the rest of the text), logged as nothing.
             let pending = end == job.tokens.count ? record.encoder.pendingBytes : []
             job.logging = true
-            store.append(stream: name, offset: offset, tokens: segment, pendingText: pending, owner: record.owner) { [self] error in
+            store.append(stream: name, offset: offset, tokens: segment, pendingText: pending, owner: record.owner,
+                         created: record.created) { [self] error in
                 let failure = error.map { EngineError.internal("the state store could not log \(segment.count) tokens of stream \(EngineError.quoted(name)): \($0)") }
                 segmentLogged(job, of: record, upTo: end, failure: failure)
             }
