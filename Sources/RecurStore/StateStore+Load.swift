@@ -27,9 +27,10 @@ extension StateStore {
         if checkpointRows.isEmpty && rows.isEmpty { return nil }
         let checkpoint = try checkpointRows.first.map { row throws(StoreError) in
             let place = "the checkpoint of stream \(Self.quoted(stream))"
+            let record = try StoredValue(row, "record", in: place).blob()
             let snapshot: StreamSnapshot
             do {
-                snapshot = try StreamSnapshot.decode([UInt8](StoredValue(row, "record", in: place).blob()))
+                snapshot = try StreamSnapshot.decode([UInt8](record))
             } catch {
                 throw StoreError("\(place) is unreadable: \(error)")
             }
