@@ -260,7 +260,8 @@ extension EngineCore {
         // What the tokenizer holds once the whole feed is absorbed; an earlier segment leaves it
         // unknown (the rest of the text), logged as nothing.
         let pending = range.upperBound == run.tokens.count ? record.encoder.pendingBytes : []
-        store.append(stream: name, offset: record.offset, tokens: segment, pendingText: pending, owner: record.owner) { [self] error in
+        store.append(stream: name, offset: record.offset, tokens: segment, pendingText: pending, owner: record.owner,
+                     created: record.created) { [self] error in
             let failure = error.map { EngineError.internal("the state store could not log \(segment.count) tokens of stream \(EngineError.quoted(name)): \($0)") }
             lock.lock()
             defer { lock.unlock() }

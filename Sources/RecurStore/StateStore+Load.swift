@@ -12,27 +12,50 @@ extension StateStore {
         var offset: Int
         var tokens: [Int32]
         var pending: [UInt8]
+        /// When the stream was created (seconds since 1970); nil in rows of schema 1.
+        var created: Double? = nil
         var end: Int { offset + tokens.count }
     }
 
+    /// The stored stream, nil when there is none. Every value read is checked (`StoredValue`):
+    /// a malformed record throws a `StoreError` that names the stream, the row and the column.
     func read(_ stream: String, _ db: Database) throws -> StoredStream? {
-        let record = try Data.fetchOne(db, sql: "SELECT record FROM checkpoint WHERE stream = ?", arguments: [stream])
+        let checkpointRows = try Row.fetchAll(db, sql: "SELECT record FROM checkpoint WHERE stream = ?", arguments: [stream])
         let rows = try Row.fetchAll(db, sql: """
-            SELECT vocabulary, owner, "offset", tokens, pending FROM log WHERE stream = ? ORDER BY id
-            """, arguments: [stream]).map { row throws in
-            LogRow(vocabulary: UInt64(bitPattern: row["vocabulary"] as Int64), owner: UInt32(truncatingIfNeeded: row["owner"] as Int64),
-                   offset: row["offset"],
-                   tokens: try TokenBlob.decode(row["tokens"]), pending: [UInt8](row["pending"] as Data))
-        }
-        if record == nil && rows.isEmpty { return nil }
-        let checkpoint = try record.map { data throws in
-            let snapshot = try StreamSnapshot.decode([UInt8](data))
+            SELECT id, vocabulary, owner, "offset", tokens, pending, created FROM log WHERE stream = ? ORDER BY id
+            """, arguments: [stream]).map { row throws(StoreError) in try Self.logRow(row, of: stream) }
+        if checkpointRows.isEmpty && rows.isEmpty { return nil }
+        let checkpoint = try checkpointRows.first.map { row throws(StoreError) in
+            let place = "the checkpoint of stream \(Self.quoted(stream))"
+            let record = try StoredValue(row, "record", in: place).blob()
+            let snapshot: StreamSnapshot
+            do {
+                snapshot = try StreamSnapshot.decode([UInt8](record))
+            } catch {
+                throw StoreError("\(place) is unreadable: \(error)")
+            }
             guard snapshot.stream == stream else {
-                throw StoreError("the checkpoint of stream '\(stream)' holds the stream '\(snapshot.stream)'")
+                throw StoreError("the checkpoint of stream \(Self.quoted(stream)) holds the stream \(Self.quoted(snapshot.stream))")
             }
             return snapshot
         }
         return Self.resolve(stream, checkpoint: checkpoint, log: rows, fingerprint: fingerprintForLoads)
+    }
+
+    /// One log row, checked: a uid, an offset a stream can reach, whole tokens, blobs.
+    private static func logRow(_ row: Row, of stream: String) throws(StoreError) -> LogRow {
+        let id: Int64 = (try? StoredValue(row, "id", in: "a log row").integer(in: Int64.min...Int64.max)) ?? -1
+        let place = "the log row \(id) of stream \(quoted(stream))"
+        let value = { (column: String) in StoredValue(row, column, in: place) }
+        let tokens = try value("tokens").blob()
+        guard tokens.count % 4 == 0 else {
+            throw StoreError("\(place) holds \(tokens.count) bytes of tokens, not a whole number of tokens")
+        }
+        return LogRow(vocabulary: try value("vocabulary").bits(),
+                      owner: UInt32(try value("owner").integer(in: 0...Int64(UInt32.max))),
+                      offset: Int(try value("offset").integer(in: 0...Int64(StreamSnapshot.maxOffset))),
+                      tokens: try TokenBlob.decode(tokens), pending: [UInt8](try value("pending").blob()),
+                      created: try value("created").optionalTime())
     }
 
     /// The decision, apart from SQLite so that it can be tested directly.
@@ -45,7 +68,8 @@ extension StateStore {
         }
         // Rebuild from the log alone: it must start at the stream's start and reach at least
         // as far as the checkpoint.
-        let start = empty(stream, like: checkpoint, owner: checkpoint?.owner ?? log.last?.owner, fingerprint: fingerprint)
+        let start = empty(stream, like: checkpoint, owner: checkpoint?.owner ?? log.last?.owner,
+                          created: log.last(where: { $0.created != nil })?.created, fingerprint: fingerprint)
         if !foreignTokens, log.first?.offset == 0, let (all, pending) = tokens(after: 0, in: log),
            all.count >= (checkpoint?.offset ?? 0) {
             let ownPending = all.count > (checkpoint?.offset ?? 0) ? pending : checkpoint?.pendingText
@@ -78,16 +102,18 @@ extension StateStore {
         return (out, pending)
     }
 
-    private static func empty(_ stream: String, like checkpoint: StreamSnapshot?, owner: UInt32?,
+    /// The starting point of a rebuild; its creation time is the checkpoint's, else the log's
+    /// (both carry it since schema 2), else now.
+    private static func empty(_ stream: String, like checkpoint: StreamSnapshot?, owner: UInt32?, created: Double?,
                               fingerprint: ModelFingerprint) -> StreamSnapshot {
         let now = Date().timeIntervalSince1970
         return StreamSnapshot(stream: stream, modelHash: fingerprint.model, vocabularyHash: fingerprint.vocabulary,
-                              offset: 0, scoredTokens: 0, lossSum: 0, created: checkpoint?.created ?? now,
+                              offset: 0, scoredTokens: 0, lossSum: 0, created: checkpoint?.created ?? created ?? now,
                               lastActivity: checkpoint?.lastActivity ?? now, owner: owner,
                               state: [], logProbs: [], pendingText: [])
     }
 
-    private static func quoted(_ name: String) -> String {
+    static func quoted(_ name: String) -> String {
         "'" + name.unicodeScalars.map { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) ? "\\u{\(String($0.value, radix: 16))}" : String($0) }.joined() + "'"
     }
 }

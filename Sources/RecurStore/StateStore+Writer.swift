@@ -74,7 +74,7 @@ extension StateStore {
             if !retry.isEmpty { usleep(200_000) }
             for operation in batch {
                 switch operation {
-                case .append(_, _, _, _, _, _, let done), .rebase(_, _, _, let done), .end(_, _, let done),
+                case .append(_, _, _, _, _, _, _, let done), .rebase(_, _, _, let done), .end(_, _, let done),
                      .checkpoint(_, _, let done?):
                     done(failure)
                 case .checkpoint(_, _, nil):
@@ -91,16 +91,16 @@ extension StateStore {
 
     private func apply(_ operation: Operation, _ db: Database) throws {
         switch operation {
-        case .append(let stream, let offset, let tokens, let pendingText, let owner, let vocabulary, _):
+        case .append(let stream, let offset, let tokens, let pendingText, let owner, let created, let vocabulary, _):
             if offset == 0 {
                 // A creation or reset: the stream starts over, nothing before counts.
                 try db.execute(sql: "DELETE FROM log WHERE stream = ?", arguments: [stream])
                 try db.execute(sql: "DELETE FROM checkpoint WHERE stream = ?", arguments: [stream])
             }
             try db.execute(sql: """
-                INSERT INTO log(stream, vocabulary, owner, "offset", end_offset, tokens, pending) VALUES (?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO log(stream, vocabulary, owner, "offset", end_offset, tokens, pending, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [stream, Int64(bitPattern: vocabulary), Int64(owner), offset, offset + tokens.count,
-                                 TokenBlob.encode(tokens), Data(pendingText)])
+                                 TokenBlob.encode(tokens), Data(pendingText), created])
         case .checkpoint(let snapshot, _, _):
             try writeCheckpoint(snapshot, db)
             if snapshot.offset > options.replayHistory {
@@ -112,10 +112,10 @@ extension StateStore {
             try writeCheckpoint(snapshot, db)
             if let source, snapshot.offset <= options.replayHistory {
                 try db.execute(sql: """
-                    INSERT INTO log(stream, vocabulary, owner, "offset", end_offset, tokens, pending)
-                    SELECT ?, vocabulary, ?, "offset", end_offset, tokens, pending FROM log
+                    INSERT INTO log(stream, vocabulary, owner, "offset", end_offset, tokens, pending, created)
+                    SELECT ?, vocabulary, ?, "offset", end_offset, tokens, pending, ? FROM log
                     WHERE stream = ? AND end_offset <= ? ORDER BY id
-                    """, arguments: [snapshot.stream, Int64(snapshot.owner ?? 0), source, snapshot.offset])
+                    """, arguments: [snapshot.stream, Int64(snapshot.owner ?? 0), snapshot.created, source, snapshot.offset])
             }
         case .end(let stream, _, _):
             try db.execute(sql: "DELETE FROM log WHERE stream = ?", arguments: [stream])

@@ -51,6 +51,10 @@ public final class StateStore: StreamStore, @unchecked Sendable {
 
     /// The directory given.
     public let directory: String
+    /// Where unreadable records are reported.
+    let report: @Sendable (String) -> Void
+    /// (lock) Streams whose unreadable record was reported already.
+    var reportedUnreadable: Set<String> = []
     /// The settings given.
     public let options: Options
     public var logsTokens: Bool { options.durability != .off }
@@ -83,8 +87,8 @@ public final class StateStore: StreamStore, @unchecked Sendable {
     enum Phase { case running, closing, closed }
 
     enum Operation {
-        case append(stream: String, offset: Int, tokens: [Int32], pending: [UInt8], owner: UInt32, vocabulary: UInt64,
-                    done: @Sendable ((any Error)?) -> Void)
+        case append(stream: String, offset: Int, tokens: [Int32], pending: [UInt8], owner: UInt32, created: Double,
+                    vocabulary: UInt64, done: @Sendable ((any Error)?) -> Void)
         /// `done` nil: a periodic checkpoint, retried after a failure; otherwise a stream leaving
         /// the engine's memory (`save`), whose failure goes back to the engine (which keeps it).
         case checkpoint(StreamSnapshot, generation: UInt64, done: (@Sendable ((any Error)?) -> Void)?)
@@ -96,7 +100,11 @@ public final class StateStore: StreamStore, @unchecked Sendable {
     /// Opens (creating if needed) the store in `directory` for a model with `fingerprint`.
     /// - Throws: `StoreError` when the directory cannot be made private, is locked by another
     ///   daemon, or holds a database this version cannot read.
-    public init(directory: String, fingerprint: ModelFingerprint, options: Options = .init()) throws {
+    /// - Parameter report: hears, as a sentence, of every stored stream found unreadable (once
+    ///   per stream) and of anything else the store ignores; recurd logs it as an error.
+    public init(directory: String, fingerprint: ModelFingerprint, options: Options = .init(),
+                report: @escaping @Sendable (String) -> Void = { _ in }) throws {
+        self.report = report
         self.directory = directory
         self.options = options
         self.fingerprint = fingerprint
@@ -120,9 +128,17 @@ public final class StateStore: StreamStore, @unchecked Sendable {
             pool = try DatabasePool(path: path, configuration: configuration)
             try pool.write { db in try Self.migrate(db) }
             let known = try pool.read { db in
-                try String.fetchAll(db, sql: "SELECT stream FROM checkpoint UNION SELECT stream FROM log")
+                try DatabaseValue.fetchAll(db, sql: "SELECT stream FROM checkpoint UNION SELECT stream FROM log")
             }
-            names = Set(known)
+            names = []
+            var unnamed: [String] = []
+            for value in known {
+                if case .string(let name) = value.storage { names.insert(name) } else { unnamed.append(StoredValue.describe(value)) }
+            }
+            if !unnamed.isEmpty {
+                // Nobody can name such a stream: it is left alone, and said once.
+                report("the state store holds \(unnamed.count) streams whose name is not text (\(unnamed.prefix(3).joined(separator: ", "))); they are ignored")
+            }
         } catch {
             StateDirectory.release(lockDescriptor)
             if let error = error as? StoreError { throw error }
@@ -138,35 +154,63 @@ public final class StateStore: StreamStore, @unchecked Sendable {
         if lockDescriptor >= 0 { StateDirectory.release(lockDescriptor) }
     }
 
-    private static let schemaVersion = 1
+    /// 1: the first layout. 2: log rows carry the stream's creation time (`created`), so a
+    /// stream rebuilt from its log after a crash keeps it.
+    static let schemaVersion: Int64 = 2
 
-    private static func migrate(_ db: Database) throws {
+    /// Creates the tables of a new store, or brings an older store's up to `schemaVersion`
+    /// (in the caller's transaction); refuses a newer one.
+    static func migrate(_ db: Database) throws {
+        try db.execute(sql: "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+        let version = try Row.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'schema'").map { row throws(StoreError) in
+            try StoredValue(row, "value", in: "the store's schema version").integer(in: 1...Int64.max)
+        }
+        if let version, version > schemaVersion {
+            throw StoreError("the state store has schema version \(version); this recurd reads versions up to \(schemaVersion)")
+        }
         try db.execute(sql: """
-            CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
             CREATE TABLE IF NOT EXISTS checkpoint(
                 stream TEXT PRIMARY KEY, model INTEGER NOT NULL, vocabulary INTEGER NOT NULL,
                 "offset" INTEGER NOT NULL, record BLOB NOT NULL);
             CREATE TABLE IF NOT EXISTS log(
                 id INTEGER PRIMARY KEY, stream TEXT NOT NULL, vocabulary INTEGER NOT NULL, owner INTEGER NOT NULL,
-                "offset" INTEGER NOT NULL, end_offset INTEGER NOT NULL, tokens BLOB NOT NULL, pending BLOB NOT NULL);
+                "offset" INTEGER NOT NULL, end_offset INTEGER NOT NULL, tokens BLOB NOT NULL, pending BLOB NOT NULL,
+                created REAL);
             CREATE INDEX IF NOT EXISTS log_by_stream ON log(stream, id);
             """)
-        let version = try Int.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'schema'")
-        if let version, version != schemaVersion {
-            throw StoreError("the state store has schema version \(version); this recurd uses version \(schemaVersion)")
+        if try !db.columns(in: "log").contains(where: { $0.name == "created" }) {
+            // Schema 1. Rows logged before have no creation time (NULL): their streams keep
+            // the one of their checkpoint, if any.
+            try db.execute(sql: "ALTER TABLE log ADD COLUMN created REAL")
         }
-        if version == nil { try db.execute(sql: "INSERT INTO meta(key, value) VALUES ('schema', ?)", arguments: [schemaVersion]) }
+        try db.execute(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema', ?)", arguments: [schemaVersion])
     }
 
     // MARK: StreamStore (called under the engine's lock: queue and return)
 
-    public func append(stream: String, offset: Int, tokens: [Int32], pendingText: [UInt8], owner: UInt32,
+    public func append(stream: String, offset: Int, tokens: [Int32], pendingText: [UInt8], owner: UInt32, created: Double,
                        completion: @escaping @Sendable ((any Error)?) -> Void) {
         lock.lock()
         let vocabulary = fingerprint.vocabulary
         lock.unlock()
-        submit(.append(stream: stream, offset: offset, tokens: tokens, pending: pendingText, owner: owner,
+        submit(.append(stream: stream, offset: offset, tokens: tokens, pending: pendingText, owner: owner, created: created,
                        vocabulary: vocabulary, done: completion), naming: stream)
+    }
+
+    /// Deletes every stored stream whose name `matches`, except those in `keeping`; returns
+    /// their names. recurd deletes the private streams of connections that are gone this way
+    /// at start (their text is secret and no connection can own them again). Queued like an
+    /// `end` of each: later operations on the same names apply after it.
+    public func discardStreams(where matches: (String) -> Bool, keeping: Set<String> = []) -> [String] {
+        lock.lock()
+        let doomed = names.filter { matches($0) && !keeping.contains($0) }.sorted()
+        for name in doomed {
+            pending[name] = nil
+            names.remove(name)
+        }
+        lock.unlock()
+        for name in doomed { submit(.end(stream: name, known: true, done: { _ in }), naming: nil) }
+        return doomed
     }
 
     public func modelChanged(to fingerprint: ModelFingerprint) {
@@ -236,6 +280,10 @@ public final class StateStore: StreamStore, @unchecked Sendable {
                 let found = try pool.read { db in try read(stream, db) }
                 completion(.success(found))
             } catch {
+                lock.lock()
+                let first = reportedUnreadable.insert(stream).inserted
+                lock.unlock()
+                if first { report("stream \(Self.quoted(stream)) in the state store cannot be loaded: \(error)") }
                 completion(.failure(error))
             }
         }
@@ -282,7 +330,7 @@ public final class StateStore: StreamStore, @unchecked Sendable {
         lock.unlock()
         let closed = StoreError("the state store is closed")
         switch operation {
-        case .append(_, _, _, _, _, _, let done), .rebase(_, _, _, let done), .end(_, _, let done),
+        case .append(_, _, _, _, _, _, _, let done), .rebase(_, _, _, let done), .end(_, _, let done),
              .checkpoint(_, _, let done?):
             DispatchQueue.global().async { done(closed) }
         case .checkpoint(_, _, nil):

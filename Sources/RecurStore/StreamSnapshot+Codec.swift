@@ -18,15 +18,22 @@ import RecurEngine
 ///     68      4 + n     name: byte count, UTF-8 bytes (1...maxNameBytes)
 ///     ...     4 + 4s    state: float count (≤ maxFloats), float32s
 ///     ...     4 + 4v    log-probabilities: count (0 when offset is 0), float32s
-///     ...     4 + p     pending text: byte count (≤ maxPendingBytes), bytes
+///     ...     4 + p     pending text: byte count, bytes (see below)
 ///     end-4   4         CRC-32 (IEEE) of every byte before it
+///
+/// The pending text is what the stream's tokenizer held back: at most
+/// `IncrementalEncoder.maxPendingBytes` from this version on. Records written before the word
+/// tokenizer bounded its runs may hold more (a long word at any size); they are read as they
+/// are, and the tokenizer makes such a run the overlong piece it is now.
 extension StreamSnapshot {
     static let magic: [UInt8] = Array("RCSN".utf8)
     /// The record version this code writes and the only one it reads.
     public static let recordVersion: UInt16 = 1
     static let maxNameBytes = 1 << 16
+    /// The largest offset a stored stream may claim (records and log rows): far beyond any
+    /// real stream, and small enough that no arithmetic on it overflows.
+    static let maxOffset = Int(Int32.max) * 1024
     static let maxFloats = 1 << 24
-    static let maxPendingBytes = 1 << 16
 
     /// The record's bytes.
     public func encoded() -> [UInt8] {
@@ -73,7 +80,7 @@ extension StreamSnapshot {
         let vocabularyHash = try r.u64("vocabulary hash")
         let offset = try r.u64("offset")
         let scored = try r.u64("scored tokens")
-        guard offset <= UInt64(Int32.max) * 1024, scored <= offset else {
+        guard offset <= UInt64(maxOffset), scored <= offset else {
             throw StoreError("the snapshot record's offset \(offset) and scored count \(scored) are inconsistent")
         }
         let lossSum = Double(bitPattern: try r.u64("loss sum"))
@@ -91,7 +98,6 @@ extension StreamSnapshot {
         let logProbs = try r.floats("log-probabilities")
         guard offset == 0 || !logProbs.isEmpty else { throw StoreError("the snapshot record has absorbed tokens but no log-probabilities") }
         let pendingCount = Int(try r.u32("pending length"))
-        guard pendingCount <= maxPendingBytes else { throw StoreError("the snapshot record's pending text of \(pendingCount) bytes is too long") }
         let pending = try r.bytes(pendingCount, "pending text")
         guard r.isAtEnd else { throw StoreError("the snapshot record has \(r.remaining) bytes after its last field") }
         return StreamSnapshot(stream: name, modelHash: modelHash, vocabularyHash: vocabularyHash, offset: Int(offset),

@@ -230,7 +230,7 @@ extension SystemdHarnessTests {
             tokens += run.events.count
             let reference = try recurEvalPerToken(model: Repository.shakespeareModel, text: run.text, in: Self.workDirectory)
             lost += max(0, reference.count + 1 - run.events.count)
-            // The private stream is reported under its connection's name ("~<id>").
+            // The private stream is reported under its connection's name ("~<id>.<tag>"), the same after every handover.
             let stream = run.events.first?["stream"] as? String ?? "client \(c)"
             assertEventsMatchEval(run.events, reference, stream: stream)
         }

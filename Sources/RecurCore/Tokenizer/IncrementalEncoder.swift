@@ -16,21 +16,29 @@ public struct IncrementalEncoder: Sendable {
     private var offset = 0
 
     /// Bytes held back: an unfinished UTF-8 sequence, plus (word tokenizer) the unfinished word
-    /// or space run that the next chunk may still extend.
+    /// or space run that the next chunk may still extend (of a run longer than
+    /// `maxPendingBytes - 3`, only its start, which stands for the whole overlong run).
     public var pendingByteCount: Int { heldBytes.count + segmenter.pending.count }
 
+    /// The most bytes an encoder ever holds back: 3 of an unfinished UTF-8 sequence and, for
+    /// the word tokenizer, 1028 of a run (a run longer than 1024 bytes is one unknown piece
+    /// of which only the start is kept; docs/TOKENIZERS.md).
+    public static let maxPendingBytes = WordSegmenter.maxPieceBytes + 4 + 3
+
     /// The held-back bytes themselves, in stream order: what a saved stream keeps so that
-    /// `init(tokenizer:pending:)` can continue it.
+    /// `init(tokenizer:pending:)` can continue it. At most `maxPendingBytes`.
     public var pendingBytes: [UInt8] { segmenter.pending + heldBytes }
 
     /// Continues a stream whose encoder held `pending` (its `pendingBytes`) when it was saved.
+    /// Held bytes saved by an older recurd, whose word runs had no bound, are accepted too: a
+    /// run longer than the bound becomes the overlong run it would be now.
     /// - Throws: `.tokenization` if the bytes are not something an encoder holds back (they
     ///   would produce tokens at once), which means they did not come from `pendingBytes`.
     public init(tokenizer: Tokenizer, pending: [UInt8]) throws(RecurError) {
         self.init(tokenizer: tokenizer)
         guard !pending.isEmpty else { return }
         let ids = try feed(pending)
-        guard ids.isEmpty, pendingByteCount == pending.count else {
+        guard ids.isEmpty else {
             throw .tokenization("\(pending.count) saved pending bytes are not an unfinished sequence or word of this tokenizer")
         }
         offset = 0
@@ -81,8 +89,8 @@ public struct IncrementalEncoder: Sendable {
             let tokenizer = self.tokenizer
             var offset = self.offset
             var segmenter = self.segmenter
-            let emit = { (piece: [UInt8]) throws(RecurError) in
-                ids.append(try tokenizer.id(forPiece: piece, offset: offset))
+            let emit = { (piece: [UInt8], overlong: Bool) throws(RecurError) in
+                ids.append(try tokenizer.id(forPiece: piece, overlong: overlong, offset: offset))
                 offset += 1
             }
             for scalar in text.unicodeScalars { try segmenter.push(scalar, emit: emit) }

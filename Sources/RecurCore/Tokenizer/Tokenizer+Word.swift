@@ -30,8 +30,18 @@ enum WordScalarClass: UInt8, Sendable {
 /// Cuts a stream of scalars into word-tokenizer pieces, one scalar at a time, so that the
 /// whole-text encoder, the vocabulary builder and the incremental encoder share one rule.
 /// A run is held until a scalar of another class arrives (it might continue), `finish` flushes.
+///
+/// A run longer than `maxPieceBytes` is one piece that no vocabulary holds (validation
+/// refuses longer tokens): it is emitted as overlong, and only its first bytes are kept, so a
+/// run of any length costs bounded memory and linear time, and the held-back bytes that a
+/// saved stream keeps (`pending`) never exceed `maxPieceBytes + 4`.
 struct WordSegmenter {
-    /// UTF-8 bytes of the pending run (empty when nothing is pending).
+    /// The longest piece, in UTF-8 bytes, that is looked up in a vocabulary; a longer run is
+    /// an overlong piece (`<unk>`, or an error under the `error` policy).
+    static let maxPieceBytes = 1024
+
+    /// UTF-8 bytes of the pending run (empty when nothing is pending); for an overlong run,
+    /// its first scalars up to and including the one that crossed `maxPieceBytes`.
     private(set) var pending: [UInt8] = []
     private var pendingClass: WordScalarClass = .other
 
@@ -39,32 +49,36 @@ struct WordSegmenter {
         pending.reserveCapacity(64)
     }
 
-    /// Adds one scalar; calls `emit` with the UTF-8 bytes of every piece it completes.
+    /// Whether the pending run is longer than `maxPieceBytes` (its bytes are no longer kept).
+    var pendingIsOverlong: Bool { pending.count > Self.maxPieceBytes }
+
+    /// Adds one scalar; calls `emit` with the UTF-8 bytes of every piece it completes, and
+    /// whether the piece is overlong (then the bytes are only its start).
     /// `emit` gets the segmenter's own buffer: looking it up costs no allocation.
     @inline(__always)
     mutating func push<E: Error>(_ scalar: Unicode.Scalar,
-                                 emit: ([UInt8]) throws(E) -> Void) throws(E) {
+                                 emit: ([UInt8], _ overlong: Bool) throws(E) -> Void) throws(E) {
         let cls = WordScalarClass.of(scalar)
         if cls == pendingClass, cls != .other, !pending.isEmpty {
-            Self.appendUTF8(scalar, to: &pending)
+            if !pendingIsOverlong { Self.appendUTF8(scalar, to: &pending) }
             return
         }
         if !pending.isEmpty {
-            try emit(pending)
+            try emit(pending, pendingIsOverlong)
             pending.removeAll(keepingCapacity: true)
         }
         Self.appendUTF8(scalar, to: &pending)
         pendingClass = cls
         if cls == .other {
-            try emit(pending)
+            try emit(pending, false)
             pending.removeAll(keepingCapacity: true)
         }
     }
 
     /// Emits the pending run, if any.
-    mutating func finish<E: Error>(emit: ([UInt8]) throws(E) -> Void) throws(E) {
+    mutating func finish<E: Error>(emit: ([UInt8], _ overlong: Bool) throws(E) -> Void) throws(E) {
         if !pending.isEmpty {
-            try emit(pending)
+            try emit(pending, pendingIsOverlong)
             pending.removeAll(keepingCapacity: true)
         }
     }

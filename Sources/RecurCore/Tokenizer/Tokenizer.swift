@@ -93,8 +93,8 @@ public struct Tokenizer: Sendable {
         case .word:
             var offset = 0
             var segmenter = WordSegmenter()
-            let emit = { (piece: [UInt8]) throws(RecurError) in
-                ids.append(try id(forPiece: piece, offset: offset))
+            let emit = { (piece: [UInt8], overlong: Bool) throws(RecurError) in
+                ids.append(try id(forPiece: piece, overlong: overlong, offset: offset))
                 offset += 1
             }
             for scalar in text.unicodeScalars { try segmenter.push(scalar, emit: emit) }
@@ -120,12 +120,19 @@ public struct Tokenizer: Sendable {
     }
 
     /// The id of one word piece given by its UTF-8 bytes, resolving unknowns by the policy.
+    /// An overlong piece (a run of more than `WordSegmenter.maxPieceBytes` bytes, of which
+    /// `piece` is the start) is in no vocabulary.
     @inline(__always)
-    func id(forPiece piece: [UInt8], offset: Int) throws(RecurError) -> Int32 {
-        if let found = wordIds[piece] { return found }
+    func id(forPiece piece: [UInt8], overlong: Bool = false, offset: Int) throws(RecurError) -> Int32 {
+        if !overlong, let found = wordIds[piece] { return found }
         if let unknownId { return unknownId }
-        let text = String(decoding: piece, as: UTF8.self)
-        throw .tokenization("word \(Vocabulary.quoted(text)) at offset \(offset) is not in the model's vocabulary")
+        guard overlong else {
+            let text = String(decoding: piece, as: UTF8.self)
+            throw .tokenization("word \(Vocabulary.quoted(text)) at offset \(offset) is not in the model's vocabulary")
+        }
+        var start = ""
+        start.unicodeScalars.append(contentsOf: String(decoding: piece, as: UTF8.self).unicodeScalars.prefix(16))
+        throw .tokenization("the word starting \(Vocabulary.quoted(start))… at offset \(offset) is longer than \(WordSegmenter.maxPieceBytes) bytes, so it is not in the model's vocabulary")
     }
 
     // MARK: Decoding

@@ -49,7 +49,8 @@ extension Vocabulary {
             guard !corpus.isEmpty else { throw .invalidData("the corpus is empty, so it has no words to build a vocabulary from") }
             var counts: [[UInt8]: Int] = [:]
             var segmenter = WordSegmenter()
-            let count = { (piece: [UInt8]) in counts[piece, default: 0] += 1 }
+            // An overlong run is no token (validation refuses them): it stays unknown.
+            let count = { (piece: [UInt8], overlong: Bool) in if !overlong { counts[piece, default: 0] += 1 } }
             for scalar in corpus.unicodeScalars { segmenter.push(scalar, emit: count) }
             segmenter.finish(emit: count)
             var kept = counts.filter { $0.value >= minCount }.map { (bytes: $0.key, count: $0.value) }

@@ -34,6 +34,9 @@ extension Vocabulary {
                     return "char token \(i) \(Self.quoted(token)) is not a single Unicode scalar"
                 }
             case .word:
+                guard token.utf8.count <= WordSegmenter.maxPieceBytes else {
+                    return "word token \(i) is \(token.utf8.count) bytes long; a word piece has at most \(WordSegmenter.maxPieceBytes)"
+                }
                 guard Self.isSingleWordPiece(token) else {
                     return "word token \(i) \(Self.quoted(token)) is not a single word, space run or symbol"
                 }
@@ -50,7 +53,7 @@ extension Vocabulary {
     private static func isSingleWordPiece(_ token: String) -> Bool {
         var pieces = 0
         var segmenter = WordSegmenter()
-        let count = { (_: [UInt8]) in pieces += 1 }
+        let count = { (_: [UInt8], _: Bool) in pieces += 1 }
         for scalar in token.unicodeScalars { segmenter.push(scalar, emit: count) }
         segmenter.finish(emit: count)
         return pieces == 1

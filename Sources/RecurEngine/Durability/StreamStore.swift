@@ -11,8 +11,9 @@ public protocol StreamStore: AnyObject, Sendable {
 
     /// Write-ahead: `stream` is about to absorb `tokens` from `offset` (0 after a creation or
     /// reset); `pendingText` is what its tokenizer holds once they are absorbed; `owner` the
-    /// stream's Unix user. The engine steps none of the tokens before `completion(nil)`.
-    func append(stream: String, offset: Int, tokens: [Int32], pendingText: [UInt8], owner: UInt32,
+    /// stream's Unix user; `created` its creation time (seconds since 1970), which a stream
+    /// rebuilt from its log alone keeps. The engine steps none of the tokens before `completion(nil)`.
+    func append(stream: String, offset: Int, tokens: [Int32], pendingText: [UInt8], owner: UInt32, created: Double,
                 completion: @escaping @Sendable ((any Error)?) -> Void)
 
     /// The stream starts over from `snapshot` (a reset: an empty snapshot; a fork target: the

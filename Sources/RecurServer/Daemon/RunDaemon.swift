@@ -19,7 +19,9 @@ public func runDaemon(configuration: RecurdConfiguration, model: Model, logger: 
     if let directory = configuration.stateDirectory {
         let fingerprint = ModelFingerprint(of: model)
         do {
-            store = try StateStore(directory: directory, fingerprint: fingerprint, options: configuration.store)
+            store = try StateStore(directory: directory, fingerprint: fingerprint, options: configuration.store) { problem in
+                logger.error("\(problem)", metadata: ["recurd.store": "\(directory)"])
+            }
         } catch {
             throw ConfigurationError("\(error)")
         }
@@ -42,11 +44,21 @@ public func runDaemon(configuration: RecurdConfiguration, model: Model, logger: 
     var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
         .init(service: EngineService(engine: engine, started: engineStarted), serviceName: "engine"),
     ]
+    // Private streams left in the store by a process that is gone: their text is secret and
+    // no connection can own them again, unless the connection was handed over to this process.
+    let discardLeftoverPrivateStreams: @Sendable (Set<String>) -> Void = { [store] keeping in
+        guard let discarded = store?.discardStreams(where: StreamName.isPrivate, keeping: keeping), !discarded.isEmpty else { return }
+        logger.info("deleted \(discarded.count) private streams of connections that are gone from the state store",
+                    metadata: ["recurd.store.discarded": "\(discarded.count)"])
+    }
     if serving {
         let server = SocketServer(engine: engine, configuration: configuration, notices: notices, logger: logger,
                                   limiter: limiter, listening: announce,
-                                  descriptorStore: observer.descriptorStore)
+                                  descriptorStore: observer.descriptorStore,
+                                  adoptedPrivateStreams: discardLeftoverPrivateStreams)
         services.append(.init(service: server, serviceName: "socket"))
+    } else {
+        discardLeftoverPrivateStreams([])
     }
     if let path = configuration.modelPath {
         services.append(.init(service: ModelReloader(path: path, daemon: daemon, observer: observer, logger: logger), serviceName: "reload"))

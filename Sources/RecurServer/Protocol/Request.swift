@@ -95,11 +95,19 @@ public struct RequestLimits: Sendable, Equatable {
 public enum StreamName {
     /// Longest name in UTF-8 bytes.
     public static let maxBytes = 256
-    /// Names starting with this are the daemon's private streams ("~<connection id>").
+    /// Names starting with this are the daemon's private streams ("~<connection id>.<tag>").
     public static let privatePrefix = "~"
 
-    /// The private stream of connection `client`.
-    public static func privateName(of client: UInt64) -> String { privatePrefix + String(client) }
+    /// The private stream of connection `id` of a server whose `tag` was drawn at random when
+    /// it started: never the name of an earlier process's private stream, whose text a new
+    /// connection with the same number must not see (connection numbers restart at 1).
+    static func privateStream(of id: UInt64, tag: UInt64) -> String {
+        let digits = String(tag, radix: 16)
+        return privatePrefix + String(id) + "." + String(repeating: "0", count: 16 - digits.count) + digits
+    }
+
+    /// Whether `name` is a private stream (of this process or an earlier one).
+    static func isPrivate(_ name: String) -> Bool { name.hasPrefix(privatePrefix) }
 
     /// Why `name` is unusable as a client-chosen stream name, or nil when it is fine:
     /// 1...256 bytes of UTF-8 without control characters, line or paragraph separators or

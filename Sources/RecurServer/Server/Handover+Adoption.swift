@@ -33,6 +33,7 @@ extension HandoverState {
             throw HandoverError("the handover state lists \(connections.count) connections; at most \(Self.maximumConnections) are read")
         }
         var seen = Set<UInt64>()
+        var privateStreams = Set<String>()
         for connection in connections {
             let id = connection.id
             guard id >= 1, id <= lastID else {
@@ -45,6 +46,9 @@ extension HandoverState {
             guard connection.input.bytes.count <= Self.maximumInputBytes else {
                 throw HandoverError("connection \(id) hands over \(connection.input.bytes.count) unframed bytes; at most \(Self.maximumInputBytes)")
             }
+            if let own = connection.privateStreamName, !privateStreams.insert(own).inserted {
+                throw HandoverError("two connections claim the private stream '\(own.escapingDisplayControls)'")
+            }
             let subscriptions = connection.subscriptions
             guard subscriptions.count <= Self.maximumSubscriptions else {
                 throw HandoverError("connection \(id) lists \(subscriptions.count) subscriptions; at most \(Self.maximumSubscriptions)")
@@ -53,15 +57,15 @@ extension HandoverState {
                 if i > 0, subscriptions[i - 1] >= name {
                     throw HandoverError("the subscriptions of connection \(id) are not sorted and unique (at '\(name.escapingDisplayControls)')")
                 }
-                try Self.checkSubscription(name, of: id)
+                try Self.checkSubscription(name, of: id, own: connection.privateStreamName)
             }
         }
     }
 
     /// A subscription's stream name: a valid name, or the connection's own private stream.
-    private static func checkSubscription(_ name: String, of id: UInt64) throws(HandoverError) {
+    private static func checkSubscription(_ name: String, of id: UInt64, own: String?) throws(HandoverError) {
         if name.hasPrefix(StreamName.privatePrefix) {
-            guard name == StreamName.privateName(of: id) else {
+            guard name == own else {
                 throw HandoverError("connection \(id) is subscribed to the private stream '\(name.escapingDisplayControls)' of another connection")
             }
             return

@@ -49,18 +49,30 @@ public struct Inheritance: Sendable {
 }
 
 /// One connection as handed over: enough for the next process to serve it as if nothing
-/// happened (same id, so the same private stream; the same subscriptions; its unframed input).
+/// happened (same id, the same private stream, the same subscriptions, its unframed input).
 struct HandedOverConnection: Codable, Sendable, Equatable {
-    /// The connection id; its private stream is "~<id>".
+    /// The connection id.
     var id: UInt64
     /// Its socket's name in the store.
     var name: String
+    /// Its private stream, which it keeps in the next process (the only private stream that
+    /// survives a restart). nil from a recurd that named them "~<id>".
+    var privateStream: String?
     /// Bytes received after its last complete request line.
     var input: UnframedInput
     /// A request used the private stream (closing the connection must end it).
     var usedPrivateStream: Bool
     /// The streams it is subscribed to.
     var subscriptions: [String]
+
+    /// The private stream the connection goes on with: the one recorded ("~<id>" from a
+    /// recurd that named them so); nil when the record names something that is no private
+    /// stream (the connection then gets a new one rather than someone's named stream).
+    var privateStreamName: String? {
+        guard let privateStream else { return StreamName.privatePrefix + String(id) }
+        return StreamName.isPrivate(privateStream) && StreamName.problem(with: String(privateStream.dropFirst()), field: "") == nil
+            ? privateStream : nil
+    }
 }
 
 /// Everything the next process needs besides the sockets and the streams (which the state

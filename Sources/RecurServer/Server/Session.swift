@@ -17,13 +17,14 @@ struct Session {
     let defaultTopK: Int
     /// How many connections are open, for stats.
     let connectionCount: @Sendable () -> Int
-    /// The stream used by requests that name none: "~<connection id>".
+    /// The stream used by requests that name none (`StreamName.privateStream(of:tag:)`, or
+    /// a handed-over connection's own).
     let privateStream: String
     /// Whether a request may have created the private stream (so closing must end it).
     var usedPrivateStream = false
 
-    init(engine: StreamEngine, client: ClientID, caller: Caller, encoder: ReplyEncoder, configuration: RecurdConfiguration,
-         rateLimiter: ByteRateLimiter?, connectionCount: @escaping @Sendable () -> Int) {
+    init(engine: StreamEngine, client: ClientID, privateStream: String, caller: Caller, encoder: ReplyEncoder,
+         configuration: RecurdConfiguration, rateLimiter: ByteRateLimiter?, connectionCount: @escaping @Sendable () -> Int) {
         self.engine = engine
         self.client = client
         self.caller = caller
@@ -32,7 +33,7 @@ struct Session {
         limits = configuration.requestLimits
         defaultTopK = configuration.engine.defaultTopK
         self.connectionCount = connectionCount
-        privateStream = StreamName.privatePrefix + String(client)
+        self.privateStream = privateStream
     }
 
     /// Serves one frame from the connection.
@@ -122,7 +123,7 @@ struct Session {
             // The engine shows only the caller's user's streams (all to an admin); other
             // connections' private streams are theirs alone.
             let visible = await engine.list(client: client).filter {
-                !$0.stream.hasPrefix(StreamName.privatePrefix) || $0.stream == privateStream
+                !StreamName.isPrivate($0.stream) || $0.stream == privateStream
             }
             encoder.list(id: id, visible, into: &writer.buffer)
         case .stats:

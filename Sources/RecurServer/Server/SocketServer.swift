@@ -25,6 +25,12 @@ public final class SocketServer: Service {
     let rateLimiter: ByteRateLimiter?
     /// Where connections go at a graceful stop instead of being closed (systemd's fd store).
     let descriptorStore: (any DescriptorStore)?
+    /// Drawn at start: part of every private stream's name, so that no name recurs.
+    let privateTag = UInt64.random(in: 0...UInt64.max)
+    /// Told, before any connection is served, the private streams of the connections taken
+    /// over from the previous process: every other private stream in the state store is left
+    /// over from a process that is gone, and nobody may see it again.
+    let adoptedPrivateStreams: @Sendable (Set<String>) -> Void
 
     /// - Parameters:
     ///   - notices: the router installed on `engine` (`NoticeRouter.install(on:)`); the server
@@ -43,6 +49,7 @@ public final class SocketServer: Service {
     /// The same with a shared `limiter` (the daemon counts connections for its status).
     init(engine: StreamEngine, configuration: RecurdConfiguration, notices: NoticeRouter, logger: Logger,
          limiter: ConnectionLimiter, listening: @escaping @Sendable () -> Void, descriptorStore: (any DescriptorStore)?,
+         adoptedPrivateStreams: @escaping @Sendable (Set<String>) -> Void = { _ in },
          group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
         precondition(configuration.socketPath != nil || configuration.listeningDescriptor != nil,
                      "a socket server needs a socket path or a listening descriptor")
@@ -55,6 +62,7 @@ public final class SocketServer: Service {
         self.limiter = limiter
         self.listening = listening
         self.descriptorStore = descriptorStore
+        self.adoptedPrivateStreams = adoptedPrivateStreams
         rateLimiter = configuration.maxBytesPerSecondPerUser.map { ByteRateLimiter(bytesPerSecond: $0) }
     }
 
@@ -73,6 +81,7 @@ public final class SocketServer: Service {
         let access = try AccessPolicy(adminGroupNamed: configuration.adminGroup)
         let (listeningDescriptor, bound) = try openListeningSocket()
         let inherited = adoptInheritance()
+        adoptedPrivateStreams(Set(inherited.compactMap { $0.0.privateStreamName }))
         let address = configuration.socketPath.map { "'\($0)'" } ?? "descriptor \(listeningDescriptor)"
         logger.info("listening on \(address)", metadata: ["recurd.connections.max": "\(configuration.maxConnections)"])
         listening()
@@ -220,8 +229,9 @@ public final class SocketServer: Service {
         engine.identify(client: id, as: caller)
         if let resumed { engine.subscribe(client: id, to: resumed.subscriptions) }
         let mailbox = notices.open(id)
-        var session = Session(engine: engine, client: id, caller: caller, encoder: encoder, configuration: configuration,
-                              rateLimiter: caller.exemptFromLimits ? nil : rateLimiter,
+        let privateStream = resumed?.privateStreamName ?? StreamName.privateStream(of: id, tag: privateTag)
+        var session = Session(engine: engine, client: id, privateStream: privateStream, caller: caller, encoder: encoder,
+                              configuration: configuration, rateLimiter: caller.exemptFromLimits ? nil : rateLimiter,
                               connectionCount: { [limiter] in limiter.open })
         session.usedPrivateStream = resumed?.usedPrivateStream ?? false
         let store = descriptorStore
@@ -258,7 +268,8 @@ public final class SocketServer: Service {
                     notices.close(id)
                     if let input = box.input, let store {
                         try await Self.drain(channel.channel)
-                        let record = HandedOverConnection(id: id, name: HandoverState.connectionName(id), input: input,
+                        let record = HandedOverConnection(id: id, name: HandoverState.connectionName(id),
+                                                          privateStream: session.privateStream, input: input,
                                                           usedPrivateStream: session.usedPrivateStream,
                                                           subscriptions: engine.subscriptions(of: id))
                         // The store keeps its own copy of the socket; closing ours below does not

@@ -50,7 +50,7 @@ final class FakeStore: StreamStore, @unchecked Sendable {
         }
     }
 
-    func append(stream: String, offset: Int, tokens: [Int32], pendingText: [UInt8], owner: UInt32,
+    func append(stream: String, offset: Int, tokens: [Int32], pendingText: [UInt8], owner: UInt32, created: Double,
                 completion: @escaping @Sendable ((any Error)?) -> Void) {
         let answer: (@Sendable () -> Void)? = lock.withLock {
             if let failAppendsAfter, _appends.count >= failAppendsAfter {
