@@ -15,14 +15,15 @@ enum StateDirectory {
     static func prepare(_ path: String, lockWait: Double) throws(StoreError) -> Int32 {
         try StateDirectoryPolicy.check(path)
         var info = stat()
-        if lstat(path, &info) != 0 {
+        // A link here was checked: one of root's or this user's to a checked directory.
+        if stat(path, &info) != 0 {
             guard errno == ENOENT else { throw StoreError("cannot use the state directory '\(path)': \(String(cString: strerror(errno)))") }
             guard mkdir(path, 0o700) == 0 || errno == EEXIST else {
                 throw StoreError("cannot create the state directory '\(path)': \(String(cString: strerror(errno)))")
             }
             // Whatever is there now (ours, or what appeared since the check) is checked again.
             try StateDirectoryPolicy.check(path)
-            guard lstat(path, &info) == 0 else { throw StoreError("cannot use the state directory '\(path)': \(String(cString: strerror(errno)))") }
+            guard stat(path, &info) == 0 else { throw StoreError("cannot use the state directory '\(path)': \(String(cString: strerror(errno)))") }
         }
         guard (info.st_mode & S_IFMT) == S_IFDIR else { throw StoreError("the state directory '\(path)' exists and is not a directory") }
         if info.st_mode & 0o077 != 0, chmod(path, 0o700) != 0 {

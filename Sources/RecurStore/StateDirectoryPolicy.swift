@@ -6,8 +6,8 @@ import Darwin
 
 /// Who the state directory must belong to, checked before recurd creates, changes or opens
 /// anything in it. The store's files are opened by path (SQLite adds -wal and -shm beside the
-/// database), so what makes that safe is the directory: a real directory (not a symlink)
-/// owned by this process's user and writable by nobody else, so that no other user can put a
+/// database), so what makes that safe is the directory: a real directory (or a link to one
+/// made by root or this user) owned by this process's user and writable by nobody else, so that no other user can put a
 /// symlink or a file of theirs where recurd will open one. Its directories above must not let
 /// another user rename it away either. The files recurd uses in it must be regular files of
 /// this user with one link, writable by nobody else.
@@ -32,7 +32,22 @@ public enum StateDirectoryPolicy {
         }
         let kind = info.st_mode & S_IFMT
         if kind == S_IFLNK {
-            throw StoreError("the state directory '\(path)' is a symbolic link; give the real directory (recurd does not follow links there)")
+            // Only root or this user can have made a link in the checked directories above; one
+            // of another user's is theirs to point anywhere. systemd's DynamicUser= makes
+            // /var/lib/NAME a root-owned link to /var/lib/private/NAME.
+            guard info.st_uid == 0 || info.st_uid == user else {
+                throw StoreError("the state directory '\(path)' is a symbolic link of uid \(info.st_uid); recurd follows only links of root or its own user (give the real directory)")
+            }
+            guard let resolved = realpath(path, nil) else {
+                throw StoreError("the state directory '\(path)' is a symbolic link that leads nowhere: \(String(cString: strerror(errno)))")
+            }
+            let target = String(cString: resolved)
+            free(resolved)
+            var resolvedInfo = stat()
+            guard lstat(target, &resolvedInfo) == 0, resolvedInfo.st_mode & S_IFMT == S_IFDIR else {
+                throw StoreError("the state directory '\(path)' is a symbolic link to '\(target)', which is not a directory")
+            }
+            return try check(target)
         }
         guard kind == S_IFDIR else { throw StoreError("the state directory '\(path)' exists and is not a directory") }
         guard info.st_uid == user else {

@@ -53,7 +53,7 @@ struct Recurd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The model file (.safetensors), e.g. samples/logs.safetensors.", valueName: "model"))
     var model: String
 
-    @Option(help: ArgumentHelp("Listen on a Unix socket at this path (a stale socket file there is replaced).", valueName: "path"))
+    @Option(help: ArgumentHelp("Listen on a Unix socket at this path. A socket file there is replaced only when it is dead (connecting is refused) and this user's; anything else is a refusal to start.", valueName: "path"))
     var socket: String?
 
     @Flag(help: "Read text from stdin and write an event per token to stdout.")
@@ -80,7 +80,7 @@ struct Recurd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Expire a stream after this many seconds without activity: dropped, its clients told, or with --state-dir moved to the state directory until its next request; 0 never expires.", valueName: "seconds"))
     var idleTimeout: Double = EngineOptions().idleTimeout ?? 0
 
-    @Option(help: ArgumentHelp("Keep streams durably in this directory (created 0700 if missing): token log, checkpoints, evicted streams. Without it streams live in memory only.", valueName: "dir"))
+    @Option(help: ArgumentHelp("Keep streams durably in this directory (created 0700 if missing): token log, checkpoints, evicted streams. It must be this user's, not a symlink and writable by no one else (docs/OPERATIONS.md, Security model). Without it streams live in memory only.", valueName: "dir"))
     var stateDir: String?
 
     @Option(help: ArgumentHelp("With --state-dir: strict (fsync before acknowledging; survives power loss), batched (logged before acknowledging, fsync every --sync-interval; survives a crash or kill -9), off (no log; saved at eviction, expiry and graceful stop only) (default: strict).", valueName: "mode"))

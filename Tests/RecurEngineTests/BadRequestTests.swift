@@ -54,8 +54,11 @@ final class BadRequestTests: XCTestCase {
         await assertThrows(.badValue("a stream name must be 1 to 256 bytes of UTF-8, not 257")) {
             try await engine.info(stream: String(repeating: "x", count: 257))
         }
-        await assertThrows(.badValue("stream name 'a\\u{a}b' contains a control character (U+A at character 1)")) {
+        await assertThrows(.badValue("stream name 'a\\u{a}b' contains a control, separator or bidirectional character (U+000A at character 1)")) {
             try await engine.reset(stream: "a\nb", client: 1)
+        }
+        await assertThrows(.badValue("stream name 'gnp\\u{202e}exe' contains a control, separator or bidirectional character (U+202E at character 3)")) {
+            try await engine.feed(stream: "gnp\u{202E}exe", text: [], topK: nil, client: 1)
         }
         let ok = try await engine.feed(stream: String(repeating: "é", count: 128), text: Array("ab".utf8), topK: nil, client: 1)
         XCTAssertEqual(ok.count, 2)

@@ -93,6 +93,8 @@ extension Inheritance {
     func adopt(store: (any DescriptorStore)?, logger: Logger) -> Adopted {
         do {
             let adopted = try checked(logger: logger)
+            // The state has been read; the adopted sockets are the server's now.
+            for entry in entries where entry.name == HandoverState.stateName { close(entry.descriptor) }
             for (record, _) in adopted.connections { store?.remove(name: record.name) }
             store?.remove(name: HandoverState.stateName)
             logger.notice("took over \(adopted.connections.count) connections from the previous process",
@@ -109,8 +111,8 @@ extension Inheritance {
         }
     }
 
-    /// The connections, when everything handed over is consistent. Closes the state's
-    /// descriptor (read once); the sockets stay open.
+    /// The connections, when everything handed over is consistent. Closes no descriptor:
+    /// `adopt` closes each exactly once.
     private func checked(logger: Logger) throws(HandoverError) -> Adopted {
         let states = entries.filter { $0.name == HandoverState.stateName }
         guard states.count == 1 else {

@@ -97,10 +97,9 @@ struct HandoverState: Codable, Sendable, Equatable {
         return fd
     }
 
-    /// Reads a state written by `writeMemfd`, closing `fd`: a regular file (a memfd) of at most
-    /// `maximumBytes`, valid UTF-8 JSON of this version, consistent (`validate()`).
+    /// Reads a state written by `writeMemfd` (the caller closes `fd`): a regular file (a memfd)
+    /// of at most `maximumBytes`, valid UTF-8 JSON of this version, consistent (`validate()`).
     static func read(from fd: Int32) throws(HandoverError) -> HandoverState {
-        defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw HandoverError("cannot inspect the handover state: \(String(cString: strerror(errno)))") }
         guard info.st_mode & S_IFMT == S_IFREG else { throw HandoverError("the handover state is not a memfd or a regular file") }
