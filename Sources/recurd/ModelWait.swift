@@ -25,17 +25,27 @@ struct ModelWait {
     /// How often the model file is looked at (and the watchdog pinged).
     var checkInterval: Duration = .milliseconds(500)
 
+    /// A model that loaded after a wait, and the stop signal (SIGTERM, SIGINT) that arrived
+    /// since, if any, which the daemon's service group was not yet there to see.
+    struct Loaded {
+        let model: Model
+        let pendingStop: @Sendable () -> Int32?
+    }
+
     /// Waits for a model that loads; nil when recurd was asked to stop (SIGTERM, SIGINT) first.
     /// `firstFailure` is why the model did not load at start.
-    func run(firstFailure: String) async -> Model? {
+    func run(firstFailure: String) async -> Loaded? {
         var failure = firstFailure
         report(failure)
         let refusal = Refusal(failure)
         let acceptor = RefusingAcceptor(listening: listening, refusal: refusal)
         acceptor.start()
         defer { acceptor.stop() }
+        // Never cancelled: a stop between the model loading and the service group trapping
+        // signals is recorded here and raised again once the daemon is ready
+        // (`Loaded.pendingStop`). (Cancelling, or giving the signals their default action back,
+        // would race with the group's own dispatch sources for the same signals.)
         let signals = SignalFlags([SIGHUP, SIGTERM, SIGINT])
-        defer { signals.cancel() }
 
         var seen = FileSignature(path)
         var stable = true
@@ -60,7 +70,7 @@ struct ModelWait {
             do {
                 let model = try Model(contentsOf: path)
                 logger.notice("the model '\(path)' loads now; serving clients")
-                return model
+                return Loaded(model: model, pendingStop: { signals.take().first { $0 != SIGHUP } })
             } catch {
                 failure = "cannot load the model '\(path)': \(error.sentence)"
                 report(failure)
@@ -183,8 +193,6 @@ private final class SignalFlags: Sendable {
 
     /// The signals raised since the last call.
     func take() -> Set<Int32> { raised.take() }
-
-    func cancel() { for box in sources { box.source.cancel() } }
 }
 
 private final class RaisedSignals: Sendable {

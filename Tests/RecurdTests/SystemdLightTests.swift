@@ -159,6 +159,25 @@ final class SystemdLightTests: XCTestCase {
         XCTAssertTrue(activator.stderrText.contains("stopping while waiting for a model"), activator.stderrText)
     }
 
+    /// A stop sent just as a good model arrives (while it loads, while the daemon is being
+    /// built, or once it serves) is never lost: recurd exits cleanly.
+    func test_socketActivation_badModel_stopJustAsTheModelLoads_isNotLost() throws {
+        // Not waits: the delays place the stop at different moments of the model's arrival.
+        for delay in [0, 20_000, 60_000, 150_000] as [useconds_t] {
+            let (_, activator, listener, socket, model) = try activatedWithBrokenModel()
+            let refused = try SocketClient(path: socket)
+            try refused.send(["op": "stats"])
+            XCTAssertEqual(Protocol.errorCode(try refused.readObject()), "model_unavailable")
+            try listener.waitFor("READY=1") { $0.contains("READY=1") }
+            try FileManager.default.removeItem(at: model)
+            try FileManager.default.copyItem(at: Repository.shakespeareModel, to: model)
+            activator.signal(SIGHUP)
+            usleep(delay)
+            activator.signal(SIGTERM)
+            XCTAssertEqual(try activator.wait(timeout: 20).status, 0, "stop \(delay) µs after SIGHUP: \(activator.stderrText)")
+        }
+    }
+
     /// systemd-socket-activate listening for recurd, whose model file holds junk.
     private func activatedWithBrokenModel() throws -> (URL, ChildProcess, NotifyListener, String, URL) {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-socket-activate") else {
