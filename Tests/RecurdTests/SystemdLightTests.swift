@@ -142,7 +142,12 @@ final class SystemdLightTests: XCTestCase {
         let (events, reply) = try SocketClient(path: socket).request(["op": "feed", "stream": "s", "text": text])
         XCTAssertNil(Protocol.errorCode(reply), "\(reply)")
         assertEventsMatchEval(events, reference, stream: "s")
+        // The daemon's own signal handling took over: a reload, then a graceful stop.
+        activator.signal(SIGHUP)
+        try listener.waitFor("RELOADING=1 of the serving daemon") { $0.contains("RELOADING=1") }
+        try listener.waitFor("READY=1 after it") { $0.contains("reload 1: reloaded the model") }
         activator.signal(SIGTERM)
+        try listener.waitFor("STOPPING=1") { $0.hasPrefix("STOPPING=1") }
         XCTAssertEqual(try activator.wait().status, 0)
     }
 
