@@ -121,10 +121,6 @@ public final class StateStore: StreamStore, @unchecked Sendable {
             }
             configuration.maximumReaderCount = 4
             configuration.label = "recur-store"
-            // GRDB's default (user-initiated) makes Linux's libdispatch try to renice each new
-            // worker thread to -2, which an unprivileged service may not: one syslog line
-            // ("Failed to set thread priority ... errno=13") per thread under recurd.service.
-            configuration.qos = .default
             pool = try DatabasePool(path: path, configuration: configuration)
             try pool.write { db in try Self.migrate(db) }
             let known = try pool.read { db in

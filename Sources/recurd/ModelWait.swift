@@ -25,17 +25,26 @@ struct ModelWait {
     /// How often the model file is looked at (and the watchdog pinged).
     var checkInterval: Duration = .milliseconds(500)
 
+    /// A model that loaded after a wait, and the stop signal (SIGTERM, SIGINT) that arrived
+    /// since, if any, which the daemon's service group was not yet there to see.
+    struct Loaded {
+        let model: Model
+        let pendingStop: @Sendable () -> Int32?
+    }
+
     /// Waits for a model that loads; nil when recurd was asked to stop (SIGTERM, SIGINT) first.
     /// `firstFailure` is why the model did not load at start.
-    func run(firstFailure: String) async -> Model? {
+    func run(firstFailure: String) async -> Loaded? {
+        // First, before READY=1: a stop from then on is seen. One between the model loading and
+        // the service group trapping signals is raised again once the daemon is ready
+        // (`Loaded.pendingStop`).
+        let signals = SignalFlags([SIGHUP, SIGTERM, SIGINT])
         var failure = firstFailure
         report(failure)
         let refusal = Refusal(failure)
         let acceptor = RefusingAcceptor(listening: listening, refusal: refusal)
         acceptor.start()
         defer { acceptor.stop() }
-        let signals = SignalFlags([SIGHUP, SIGTERM, SIGINT])
-        defer { signals.cancel() }
 
         var seen = FileSignature(path)
         var stable = true
@@ -60,7 +69,7 @@ struct ModelWait {
             do {
                 let model = try Model(contentsOf: path)
                 logger.notice("the model '\(path)' loads now; serving clients")
-                return model
+                return Loaded(model: model, pendingStop: { signals.take().first { $0 != SIGHUP } })
             } catch {
                 failure = "cannot load the model '\(path)': \(error.sentence)"
                 report(failure)
@@ -165,36 +174,27 @@ private final class RefusingAcceptor: Sendable {
     }
 }
 
-/// Signals recorded as they arrive (their default action turned off), taken by polling.
+/// Signals recorded as they arrive, by a plain signal handler installed at once (a dispatch
+/// source registers asynchronously, and a stop sent in between would be lost). When the daemon's
+/// service group and reloader make their dispatch sources for the same signals, libdispatch puts
+/// its own handler in place of this one.
 private final class SignalFlags: Sendable {
-    private let raised = RaisedSignals()
-    private let sources: [SourceBox]
-
     init(_ signals: [Int32]) {
-        let raised = self.raised
-        sources = signals.map { number in
-            Glibc.signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number)
-            source.setEventHandler { raised.insert(number) }
-            source.resume()
-            return SourceBox(source)
+        _ = raisedSignals.exchange(0, ordering: .acquiringAndReleasing)  // initialized before any handler runs
+        for number in signals {
+            precondition(number > 0 && number < 32, "signal \(number) out of the flags' range")
+            Glibc.signal(number) { received in
+                raisedSignals.bitwiseOr(UInt32(1) << UInt32(received), ordering: .releasing)
+            }
         }
     }
 
     /// The signals raised since the last call.
-    func take() -> Set<Int32> { raised.take() }
-
-    func cancel() { for box in sources { box.source.cancel() } }
+    func take() -> Set<Int32> {
+        let bits = raisedSignals.exchange(0, ordering: .acquiringAndReleasing)
+        return Set((1..<32).filter { bits & (UInt32(1) << UInt32($0)) != 0 }.map { Int32($0) })
+    }
 }
 
-private final class RaisedSignals: Sendable {
-    private let set = Mutex<Set<Int32>>([])
-    func insert(_ number: Int32) { _ = set.withLock { $0.insert(number) } }
-    func take() -> Set<Int32> { set.withLock { s in defer { s = [] }; return s } }
-}
-
-/// A dispatch signal source held by a Sendable class (resume and cancel are thread-safe).
-private final class SourceBox: @unchecked Sendable {
-    let source: any DispatchSourceSignal
-    init(_ source: any DispatchSourceSignal) { self.source = source }
-}
+/// One bit per signal number (async-signal-safe: a lock-free atomic).
+private let raisedSignals = Atomic<UInt32>(0)

@@ -274,6 +274,7 @@ struct Recurd: AsyncParsableCommand {
 
         if let socket, Self.activationSocket == nil { try Self.checkSocketDirectory(socket) }
         let loaded: Model
+        var pendingStop: @Sendable () -> Int32? = { nil }
         do {
             loaded = try Model(contentsOf: model)
         } catch {
@@ -286,11 +287,15 @@ struct Recurd: AsyncParsableCommand {
             }
             let wait = ModelWait(path: model, listening: listening, notifier: notifier, logger: logger)
             guard let waited = await wait.run(firstFailure: reason) else { return }  // stopped while waiting
-            loaded = waited
+            loaded = waited.model
+            pendingStop = waited.pendingStop
         }
         logger.info("loaded \(model): \(loaded.config.cell.rawValue) \(loaded.config.layers)×\(loaded.config.hiddenSize), \(loaded.vocabulary.kind.rawValue) vocabulary of \(loaded.vocabulary.count)")
         do {
-            let observer = SystemdObserver(notifier: notifier, logger: logger, hangEngineAfter: Self.testHangEngineAfter())
+            var observer = SystemdObserver(notifier: notifier, logger: logger, hangEngineAfter: Self.testHangEngineAfter())
+            // A stop that came while the daemon was being built after a wait for the model: the
+            // service group traps signals by the time it is ready, so raise it again then.
+            observer.afterReady = { [pendingStop] in if let signal = pendingStop() { raise(signal) } }
             try await runDaemon(configuration: daemonConfiguration, model: loaded, logger: logger, observer: observer)
         } catch let error as RecurdError {
             throw error

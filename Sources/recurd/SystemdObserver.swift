@@ -15,6 +15,8 @@ struct SystemdObserver: DaemonObserver {
     let hangEngineAfter: Duration?
     /// How the last reload ended, kept in every later status line.
     let lastReload = LastReload()
+    /// Called once the daemon is ready (after READY=1 is sent).
+    var afterReady: @Sendable () -> Void = {}
 
     /// Under systemd, connections wait in the fd store across a restart (the unit sets
     /// FileDescriptorStoreMax=); outside it they are closed at a graceful stop.
@@ -34,7 +36,10 @@ struct SystemdObserver: DaemonObserver {
     }
 
     func ready(_ daemon: DaemonHandle) {
-        Task { notifier.ready(status: await Self.status(daemon, lastReload: lastReload)) }
+        Task { [afterReady] in
+            notifier.ready(status: await Self.status(daemon, lastReload: lastReload))
+            afterReady()
+        }
     }
 
     func reloading(_ daemon: DaemonHandle) {

@@ -142,7 +142,12 @@ final class SystemdLightTests: XCTestCase {
         let (events, reply) = try SocketClient(path: socket).request(["op": "feed", "stream": "s", "text": text])
         XCTAssertNil(Protocol.errorCode(reply), "\(reply)")
         assertEventsMatchEval(events, reference, stream: "s")
+        // The daemon's own signal handling took over: a reload, then a graceful stop.
+        activator.signal(SIGHUP)
+        try listener.waitFor("RELOADING=1 of the serving daemon") { $0.contains("RELOADING=1") }
+        try listener.waitFor("READY=1 after it") { $0.contains("reload 1: reloaded the model") }
         activator.signal(SIGTERM)
+        try listener.waitFor("STOPPING=1") { $0.hasPrefix("STOPPING=1") }
         XCTAssertEqual(try activator.wait().status, 0)
     }
 
@@ -157,6 +162,25 @@ final class SystemdLightTests: XCTestCase {
         try listener.waitFor("STOPPING=1") { $0.hasPrefix("STOPPING=1") }
         XCTAssertEqual(try activator.wait().status, 0)
         XCTAssertTrue(activator.stderrText.contains("stopping while waiting for a model"), activator.stderrText)
+    }
+
+    /// A stop sent just as a good model arrives (while it loads, while the daemon is being
+    /// built, or once it serves) is never lost: recurd exits cleanly.
+    func test_socketActivation_badModel_stopJustAsTheModelLoads_isNotLost() throws {
+        // Not waits: the delays place the stop at different moments of the model's arrival.
+        for delay in [0, 20_000, 60_000, 150_000] as [useconds_t] {
+            let (_, activator, listener, socket, model) = try activatedWithBrokenModel()
+            let refused = try SocketClient(path: socket)
+            try refused.send(["op": "stats"])
+            XCTAssertEqual(Protocol.errorCode(try refused.readObject()), "model_unavailable")
+            try listener.waitFor("READY=1") { $0.contains("READY=1") }
+            try FileManager.default.removeItem(at: model)
+            try FileManager.default.copyItem(at: Repository.shakespeareModel, to: model)
+            activator.signal(SIGHUP)
+            usleep(delay)
+            activator.signal(SIGTERM)
+            XCTAssertEqual(try activator.wait(timeout: 20).status, 0, "stop \(delay) µs after SIGHUP: \(activator.stderrText)")
+        }
     }
 
     /// systemd-socket-activate listening for recurd, whose model file holds junk.
