@@ -101,9 +101,10 @@ final class QueueGate: ChannelDuplexHandler {
         }
         unwritten += bytes
         let written = promise ?? context.eventLoop.makePromise()
+        let gate = NIOLoopBound(self, eventLoop: context.eventLoop)
         written.futureResult.whenComplete { _ in
-            self.unwritten -= bytes
-            self.resumeIfBelow()
+            gate.value.unwritten -= bytes
+            gate.value.resumeIfBelow()
         }
         context.write(data, promise: written)
     }
@@ -150,9 +151,8 @@ extension QueueGate {
         let gate: NIOLoopBound<QueueGate>
         let channel: any Channel
 
-        /// Tells the gate that `frame` was served.
-        func served(_ frame: InboundLine) {
-            let bytes = QueueGate.size(of: frame)
+        /// Tells the gate that a frame of `bytes` (`QueueGate.size(of:)`) was served.
+        func served(_ bytes: Int) {
             guard bytes > 0 else { return }
             let gate = self.gate
             channel.eventLoop.execute { gate.value.served(bytes) }

@@ -98,7 +98,7 @@ struct Session {
         let id = request.id
         switch request.operation {
         case .feed(let stream, let text, let k, let flush):
-            try await feed(stream: streamName(stream), text: Array(text.utf8), k: k ?? defaultTopK, flush: flush, id: id, writer: &writer)
+            try await feed(stream: streamName(stream), text: text.utf8, k: k ?? defaultTopK, flush: flush, id: id, writer: &writer)
         case .predict(let stream, let count, let temperature, let k, let seed):
             let name = streamName(stream)
             let tokens = try await engineCall { () async throws(EngineError) in
@@ -145,7 +145,7 @@ struct Session {
         return min(4096, max(64, min(1 << 20, queueBound) / bytesPerEvent))
     }
 
-    private func feed(stream: String, text: [UInt8], k: Int, flush: Bool, id: JSONValue?,
+    private func feed(stream: String, text: String.UTF8View, k: Int, flush: Bool, id: JSONValue?,
                       writer: inout ReplyWriter) async throws {
         let quoted = encoder.quoted(stream)
         let piece = Self.pieceSize(k: k, queueBound: maxQueuedBytes)
@@ -154,7 +154,7 @@ struct Session {
         var offset: Int? = nil
         repeat {
             let end = min(start + piece, text.count)
-            let chunk = Array(text[start..<end])
+            let chunk = Array(text[text.index(text.startIndex, offsetBy: start)..<text.index(text.startIndex, offsetBy: end)])
             let last = end == text.count
             let events: [TokenEvent]
             do {

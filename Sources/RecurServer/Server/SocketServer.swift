@@ -288,8 +288,9 @@ public final class SocketServer: Service {
                     var writer = ReplyWriter(allocator: channel.channel.allocator) { try await outbound.write($0) }
                     try await withGracefulShutdownHandler {
                         for try await frame in inbound {
+                            let size = QueueGate.size(of: frame)
                             try await session.serve(frame, writer: &writer)
-                            gate.served(frame)
+                            gate.served(size)
                         }
                     } onGracefulShutdown: {
                         // Stop reading now and end the inbound stream after the lines already
