@@ -56,6 +56,21 @@ class Daemon:
                     return int(line.split()[1]) * 1024
         raise SystemExit("no VmRSS for recurd")
 
+    def cpu_seconds(self):
+        with open("/proc/%d/stat" % self.process.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def settle(self, limit=20):
+        """Waits until the daemon uses under 10% of a core over half a second; returns the seconds waited."""
+        start = time.time()
+        while time.time() - start < limit:
+            before = self.cpu_seconds()
+            time.sleep(0.5)
+            if self.cpu_seconds() - before < 0.05:
+                break
+        return time.time() - start
+
     def stop(self):
         self.process.terminate()
         try:
@@ -221,12 +236,12 @@ def pipelining(path, count, seconds, daemon, probe):
     threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(count)]
     for t in threads:
         t.start()
-    time.sleep(1)  # let the sockets fill
+    settled = daemon.settle()  # the queues fill, then the clients are stalled
     peak, timings = watch_rss(daemon, seconds, probe)
     stop.set()
     for t in threads:
         t.join(timeout=5)
-    return peak, timings, sum(sent)
+    return peak, timings, sum(sent), settled
 
 
 def main():
@@ -259,17 +274,19 @@ def main():
                     rows.append(("storm 3x1000", idle_rss, peak, before, percentiles(during), detail))
                 elif scenario == "stalled":
                     sockets, sent = stalled_clients(daemon.socket, 200, MIB, args.stalled_text)
+                    # The daemon serves what the clients' queues can take, then they are stalled.
+                    settled = daemon.settle()
                     peak, during = watch_rss(daemon, 5, probe)
                     for s, _ in sockets:
                         s.close()
                     failed |= peak - idle_rss > 150 * MIB
                     rows.append(("stalled 200x1MiB", idle_rss, peak, before, percentiles(during),
-                                 "sent %.0f MiB in all; %.0f KiB per client over idle" % (sent / MIB, (peak - idle_rss) / 1024 / 200)))
+                                 "sent %.0f MiB in all; %.0f KiB per client over idle; stalled after %.1f s" % (sent / MIB, (peak - idle_rss) / 1024 / 200, settled)))
                 elif scenario == "pipelining":
-                    peak, during, sent = pipelining(daemon.socket, 20, 10, daemon, probe)
+                    peak, during, sent, settled = pipelining(daemon.socket, 20, 10, daemon, probe)
                     failed |= peak - idle_rss > 20 * MIB
                     rows.append(("pipelining 20", idle_rss, peak, before, percentiles(during),
-                                 "sent %.1f MiB in all; %.0f KiB per client over idle" % (sent / MIB, (peak - idle_rss) / 1024 / 20)))
+                                 "sent %.1f MiB in all; %.0f KiB per client over idle; stalled after %.1f s" % (sent / MIB, (peak - idle_rss) / 1024 / 20, settled)))
                 else:
                     raise SystemExit("unknown scenario %r" % scenario)
             finally:
