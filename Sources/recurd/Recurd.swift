@@ -74,6 +74,9 @@ struct Recurd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Socket clients served at once; beyond this a new connection gets a clear refusal and is closed.", valueName: "n"))
     var maxConnections = 1024
 
+    @Option(help: ArgumentHelp("Bytes the daemon holds for one connection: requests read but not yet served plus replies the client has not yet taken. Beyond it the connection is not read until the client reads its replies (nothing is dropped or reordered); this bounds the memory a client that never reads can cost. Accepts K and M suffixes.", valueName: "bytes"))
+    var maxQueuedBytes = ByteCount(bytes: RecurdConfiguration().maxQueuedBytes)
+
     @Option(help: ArgumentHelp("Streams kept in memory at most; beyond this the least recently used idle one is evicted: dropped, its clients told, or with --state-dir moved to the state directory until its next request.", valueName: "n"))
     var maxStreams = EngineOptions().maxResidentStreams
 
@@ -138,6 +141,9 @@ struct Recurd: AsyncParsableCommand {
         }
         if !(64...(1 << 30)).contains(maxLine.bytes) {
             throw ValidationError("--max-line must be between 64 bytes and 1GiB, got \(maxLine.bytes) bytes")
+        }
+        if !(4096...(1 << 30)).contains(maxQueuedBytes.bytes) {
+            throw ValidationError("--max-queued-bytes must be between 4KiB and 1GiB, got \(maxQueuedBytes.bytes) bytes")
         }
         if !(1...1_000_000).contains(maxConnections) {
             throw ValidationError("--max-connections must be in 1...1000000, got \(maxConnections)")
@@ -256,6 +262,7 @@ struct Recurd: AsyncParsableCommand {
         configuration.keyField = keyField
         configuration.maxLineLength = maxLine.bytes
         configuration.maxConnections = maxConnections
+        configuration.maxQueuedBytes = maxQueuedBytes.bytes
         configuration.engine = engine
         configuration.stateDirectory = stateDir
         if let durability { configuration.store.durability = durability }
@@ -273,6 +280,7 @@ struct Recurd: AsyncParsableCommand {
         let notifier = SystemdNotifier()
 
         if let socket, Self.activationSocket == nil { try Self.checkSocketDirectory(socket) }
+        Self.raiseDescriptorLimit(connections: maxConnections, logger: logger)
         let loaded: Model
         var pendingStop: @Sendable () -> Int32? = { nil }
         do {

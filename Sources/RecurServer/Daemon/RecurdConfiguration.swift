@@ -33,6 +33,10 @@ public struct RecurdConfiguration: Sendable {
     public var maxLineLength = 1 << 20
     /// Connections served at once; one more is told so and closed.
     public var maxConnections = 1024
+    /// Bytes held for one connection: request lines read but not yet served plus replies not
+    /// yet taken by its socket. Beyond it the connection is not read until the client reads
+    /// (`--max-queued-bytes`); it also sizes the pieces a long feed is stepped in.
+    public var maxQueuedBytes = 256 * 1024
     /// Members of this group (by name), like root, see and may use every stream and are not
     /// held to the per-user limits; nil: root only.
     public var adminGroup: String? = nil
@@ -78,6 +82,9 @@ public struct RecurdConfiguration: Sendable {
         }
         guard maxLineLength >= 64 else {
             throw ConfigurationError("the maximum line length \(maxLineLength) is too small; use at least 64 bytes")
+        }
+        guard maxQueuedBytes >= 4096 else {
+            throw ConfigurationError("the per-connection queue bound \(maxQueuedBytes) is too small; use at least 4096 bytes")
         }
         guard maxConnections >= 1 else {
             throw ConfigurationError("the connection limit \(maxConnections) must be at least 1")

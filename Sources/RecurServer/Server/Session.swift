@@ -15,6 +15,8 @@ struct Session {
     let rateLimiter: ByteRateLimiter?
     let limits: RequestLimits
     let defaultTopK: Int
+    /// The connection's queue bound (`RecurdConfiguration.maxQueuedBytes`), which sizes feed pieces.
+    let maxQueuedBytes: Int
     /// How many connections are open, for stats.
     let connectionCount: @Sendable () -> Int
     /// The stream used by requests that name none (`StreamName.privateStream(of:tag:)`, or
@@ -32,6 +34,7 @@ struct Session {
         self.rateLimiter = rateLimiter
         limits = configuration.requestLimits
         defaultTopK = configuration.engine.defaultTopK
+        maxQueuedBytes = configuration.maxQueuedBytes
         self.connectionCount = connectionCount
         self.privateStream = privateStream
     }
@@ -96,7 +99,7 @@ struct Session {
         let id = request.id
         switch request.operation {
         case .feed(let stream, let text, let k, let flush):
-            try await feed(stream: streamName(stream), text: Array(text.utf8), k: k ?? defaultTopK, flush: flush, id: id, writer: &writer)
+            try await feed(stream: streamName(stream), text: text.utf8, k: k ?? defaultTopK, flush: flush, id: id, writer: &writer)
         case .predict(let stream, let count, let temperature, let k, let seed):
             let name = streamName(stream)
             let tokens = try await engineCall { () async throws(EngineError) in
@@ -135,22 +138,24 @@ struct Session {
     }
 
     /// Bytes of text passed to the engine at once: small enough that events start flowing
-    /// early and one piece's events stay near 1 MiB even with a large k.
-    static func pieceSize(k: Int) -> Int {
+    /// early and that one piece's events, encoded, stay within the connection's queue bound
+    /// (and 1 MiB): the next piece is submitted only once the client has taken enough of the
+    /// replies, so a client that does not read holds at most about one piece of events.
+    static func pieceSize(k: Int, queueBound: Int = 1 << 20) -> Int {
         let bytesPerEvent = 80 + 40 * k
-        return min(4096, max(64, (1 << 20) / bytesPerEvent))
+        return min(4096, max(64, min(1 << 20, queueBound) / bytesPerEvent))
     }
 
-    private func feed(stream: String, text: [UInt8], k: Int, flush: Bool, id: JSONValue?,
+    private func feed(stream: String, text: String.UTF8View, k: Int, flush: Bool, id: JSONValue?,
                       writer: inout ReplyWriter) async throws {
         let quoted = encoder.quoted(stream)
-        let piece = Self.pieceSize(k: k)
+        let piece = Self.pieceSize(k: k, queueBound: maxQueuedBytes)
         var start = 0
         var absorbed = 0
         var offset: Int? = nil
         repeat {
             let end = min(start + piece, text.count)
-            let chunk = Array(text[start..<end])
+            let chunk = Array(text[text.index(text.startIndex, offsetBy: start)..<text.index(text.startIndex, offsetBy: end)])
             let last = end == text.count
             let events: [TokenEvent]
             do {

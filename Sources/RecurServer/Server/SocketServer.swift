@@ -149,14 +149,21 @@ public final class SocketServer: Service {
     /// The listening socket: the one given (socket activation, or the previous process's), or
     /// a new one bound at the socket path (with the file it bound, to remove at the end).
     private func openListeningSocket() throws -> (Int32, SocketPath.Bound?) {
+        let backlog = ListenBacklog.backlog(forConnectionLimit: configuration.maxConnections)
+        if let maximum = ListenBacklog.systemMaximum(), maximum < configuration.maxConnections {
+            logger.warning("the kernel caps the listen backlog at \(maximum) (net.core.somaxconn), below the limit of \(configuration.maxConnections) connections: more connections arriving at the same instant are refused; raise it with sysctl net.core.somaxconn=\(configuration.maxConnections)")
+        }
         if let descriptor = configuration.listeningDescriptor {
             try SocketPath.checkPassedListening(descriptor)
+            if !ListenBacklog.apply(backlog, to: descriptor) {
+                logger.warning("cannot set the listen backlog of the given socket to \(backlog): \(String(cString: strerror(errno)))")
+            }
             return (descriptor, nil)
         }
         let path = configuration.socketPath!
         try SocketPath.prepare(path)
         if let concern = SocketPath.directoryConcern(for: path) { logger.warning("\(concern)") }
-        let bound = try SocketPath.bindListening(path, backlog: 256, mode: configuration.socketMode)
+        let bound = try SocketPath.bindListening(path, backlog: backlog, mode: configuration.socketMode)
         return (bound.descriptor, bound)
     }
 
@@ -169,20 +176,28 @@ public final class SocketServer: Service {
         return adopted.connections
     }
 
-    /// The channel for a connected socket: our framing (resuming handed-over input) and
-    /// the async wrapper.
+    /// The channel for a connected socket: our framing (resuming handed-over input), the
+    /// connection's queue bound and the async wrapper.
     private func channel(for descriptor: Int32, on loop: any EventLoop, resuming input: UnframedInput?,
-                         box: HandoverBox) async throws -> NIOAsyncChannel<InboundLine, ByteBuffer> {
+                         box: HandoverBox) async throws -> (NIOAsyncChannel<InboundLine, ByteBuffer>, QueueGate.Handle) {
         let maxLine = configuration.maxLineLength
+        let bound = configuration.maxQueuedBytes
         return try await ClientBootstrap(group: loop)
             .channelOption(.allowRemoteHalfClosure, value: true)
+            // One read (at most 64 KiB) at a time, so the gate's bound is overshot by one read at most.
+            .channelOption(.maxMessagesPerRead, value: 1)
+            // Replies wait for the socket up to the bound; then the session's writes suspend.
+            .channelOption(.writeBufferWaterMark, value: .init(low: max(1, bound / 2), high: bound))
             .withConnectedSocket(descriptor) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    let gate = QueueGate(bound: bound)
                     try channel.pipeline.syncOperations.addHandler(LineFramingHandler(maxLength: maxLine, resuming: input, box: box))
+                    try channel.pipeline.syncOperations.addHandler(gate)
                     // Few buffered lines: a client that is not served fast enough stops being read.
-                    return try NIOAsyncChannel<InboundLine, ByteBuffer>(
+                    let wrapped = try NIOAsyncChannel<InboundLine, ByteBuffer>(
                         wrappingChannelSynchronously: channel,
                         configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 4)))
+                    return (wrapped, QueueGate.Handle(gate: NIOLoopBound(gate, eventLoop: channel.eventLoop), channel: channel))
                 }
             }
     }
@@ -192,26 +207,27 @@ public final class SocketServer: Service {
                        access: AccessPolicy, collector: HandoverCollector) async {
         let box = HandoverBox()
         let channel: NIOAsyncChannel<InboundLine, ByteBuffer>
+        let gate: QueueGate.Handle
         do {
-            channel = try await self.channel(for: descriptor, on: loop, resuming: resumed?.input, box: box)
+            (channel, gate) = try await self.channel(for: descriptor, on: loop, resuming: resumed?.input, box: box)
         } catch {
             logger.warning("could not serve a connection: \(error)", metadata: ["recurd.connection": "\(id)"])
             close(descriptor)
             return
         }
-        await serve(channel, descriptor: descriptor, id: id, resumed: resumed, box: box, access: access, collector: collector)
+        await serve(channel, gate: gate, descriptor: descriptor, id: id, resumed: resumed, box: box, access: access, collector: collector)
     }
 
     /// Serves one connection until the client closes it, it fails, shutdown, or a handover;
     /// never throws.
-    private func serve(_ channel: NIOAsyncChannel<InboundLine, ByteBuffer>, descriptor: Int32, id: ClientID,
+    private func serve(_ channel: NIOAsyncChannel<InboundLine, ByteBuffer>, gate: QueueGate.Handle, descriptor: Int32, id: ClientID,
                        resumed: HandedOverConnection?, box: HandoverBox, access: AccessPolicy,
                        collector: HandoverCollector) async {
         var logger = self.logger
         logger[metadataKey: "recurd.connection"] = "\(id)"
         guard limiter.admit() else {
             logger.warning("refused a connection: the limit of \(limiter.limit) connections is reached")
-            await refuse(channel, ProtocolError(.busy, "connection limit of \(limiter.limit) reached"))
+            await refuse(channel, gate: gate, ProtocolError(.busy, "connection limit of \(limiter.limit) reached"))
             return
         }
         defer { limiter.release() }
@@ -221,7 +237,7 @@ public final class SocketServer: Service {
         } catch {
             // Without the peer's uid no stream could be given an owner: serve nothing.
             logger.error("refused a connection: cannot read its credentials: \(error)")
-            await refuse(channel, ProtocolError(.internal, "the daemon cannot tell which user this connection belongs to (\(error)); connect over a Unix socket"))
+            await refuse(channel, gate: gate, ProtocolError(.internal, "the daemon cannot tell which user this connection belongs to (\(error)); connect over a Unix socket"))
             return
         }
         logger[metadataKey: "recurd.uid"] = "\(caller.uid)"
@@ -249,20 +265,21 @@ public final class SocketServer: Service {
                     var writer = ReplyWriter(allocator: channel.channel.allocator) { try await outbound.write($0) }
                     try await withGracefulShutdownHandler {
                         for try await frame in inbound {
+                            let size = QueueGate.size(of: frame)
                             try await session.serve(frame, writer: &writer)
+                            gate.served(size)
                         }
                     } onGracefulShutdown: {
+                        // Stop reading now and end the inbound stream after the lines already
+                        // framed, which are still served. With a store, what is still in the
+                        // socket waits for the next process; without, the connection is closed
+                        // cleanly once they are answered.
                         let raw = channel.channel
-                        if store != nil {
-                            // Stop reading now (what is still in the socket waits for the next
-                            // process) and end the inbound stream after the lines already framed.
-                            raw.eventLoop.execute {
-                                try? raw.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
-                                raw.pipeline.fireUserInboundEventTriggered(HandoverEvent())
-                            }
-                        } else {
-                            // Stop reading; the lines already received are still served.
-                            raw.close(mode: .input, promise: nil)
+                        let gate = gate.gate
+                        raw.eventLoop.execute {
+                            gate.value.stopReading()
+                            try? raw.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+                            raw.pipeline.fireUserInboundEventTriggered(HandoverEvent())
                         }
                     }
                     notices.close(id)
@@ -283,6 +300,10 @@ public final class SocketServer: Service {
                     }
                     await session.endPrivateStream()
                     try await Self.drain(channel.channel)
+                    if box.input != nil {
+                        // A stop: the client reads its replies, then end of file (not a reset).
+                        await gate.closeGracefully(timeout: Self.closingTimeout)
+                    }
                 }
             }
             logger.debug(handedOver ? "connection handed over" : "connection closed")
@@ -294,13 +315,19 @@ public final class SocketServer: Service {
         engine.disconnect(client: id)
     }
 
-    /// Tells a connection that will not be served why it is closed.
-    private func refuse(_ channel: NIOAsyncChannel<InboundLine, ByteBuffer>, _ error: ProtocolError) async {
+    /// How long a connection the daemon closes (a stop, a refusal) may take to close its end
+    /// after reading its last reply; what it sends meanwhile is discarded.
+    static let closingTimeout = TimeAmount.seconds(2)
+
+    /// Tells a connection that will not be served why it is closed; it reads that line, then
+    /// end of file (not a reset, even when it had already sent requests).
+    private func refuse(_ channel: NIOAsyncChannel<InboundLine, ByteBuffer>, gate: QueueGate.Handle, _ error: ProtocolError) async {
         var line = ByteBuffer()
         encoder.error(error, id: nil, into: &line)
         try? await channel.executeThenClose { _, outbound in
             try await outbound.write(line)
             try await Self.drain(channel.channel)
+            await gate.closeGracefully(timeout: Self.closingTimeout)
         }
     }
 
