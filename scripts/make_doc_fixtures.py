@@ -185,9 +185,17 @@ def main():
         "python_blocks": blocks,
         "cases": cases,
     }
+    # One line per block and per case: small, and a re-run's diff shows what changed.
     with open(os.path.join(args.out, "cases.json"), "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=1, ensure_ascii=False)
-        f.write("\n")
+        f.write("{\n")
+        for key, value in manifest.items():
+            if isinstance(value, list):
+                items = ",\n".join("  " + json.dumps(v, ensure_ascii=False) for v in value)
+                f.write(f" {json.dumps(key)}: [\n{items}\n ]")
+            else:
+                f.write(f" {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)}")
+            f.write(",\n" if key != list(manifest)[-1] else "\n")
+        f.write("}\n")
     for case in cases:
         print(f"{case['direction']:17} {case['tokenizer']:5} {case['model']:26} printed {case['printed'].strip()}")
 

@@ -17,10 +17,9 @@ final class DocExamplesTests: XCTestCase {
         let url = Repository.root.appendingPathComponent(file)
         let parsed = try DocExamples(markdown: String(contentsOf: url, encoding: .utf8), name: file)
         XCTAssertFalse(parsed.examples.isEmpty, "\(file) has no examples to run")
-        let probe = try ChildProcess(URL(fileURLWithPath: "/bin/sh"), ["-c", "command -v socat"], in: Repository.root, stdin: Data()).wait()
-        guard probe.status == 0 else { return XCTFail("socat is not installed; scripts/ensure-deps installs it") }
-
         let directory = try makeWorkDirectory(self)
+        let probe = try ChildProcess(URL(fileURLWithPath: "/bin/sh"), ["-c", "command -v socat"], in: directory, stdin: Data()).wait()
+        guard probe.status == 0 else { return XCTFail("socat is not installed; scripts/ensure-deps installs it") }
         try FileManager.default.createSymbolicLink(at: directory.appendingPathComponent("samples"),
                                                    withDestinationURL: Repository.root.appendingPathComponent("samples"))
         let socket = directory.appendingPathComponent("recurd.sock").path
