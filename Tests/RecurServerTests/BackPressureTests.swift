@@ -1,5 +1,6 @@
 import Foundation
 @testable import RecurServer
+import RecurTestSupport
 import XCTest
 
 #if canImport(Glibc)
@@ -57,6 +58,6 @@ final class BackPressureTests: XCTestCase {
         // Closing the flooder frees its connection.
         let server = harness.server
         flooder.close()
-        XCTAssertTrue(eventually { server.openConnections == 1 }, "the flooder's connection was not cleaned up")
+        try eventually("the flooder's connection cleaned up (open connections)", { server.openConnections }, until: { $0 == 1 })
     }
 }

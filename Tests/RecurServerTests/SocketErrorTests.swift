@@ -1,5 +1,6 @@
 import RecurCore
 @testable import RecurServer
+import RecurTestSupport
 import XCTest
 
 /// Bad input over a real socket: each error code, and the connection stays usable after it.
@@ -18,7 +19,7 @@ final class SocketErrorTests: XCTestCase {
     }
 
     /// Asserts that the connection still serves a request.
-    private func assertUsable(_ client: TestClient, file: StaticString = #filePath, line: UInt = #line) throws {
+    private func assertUsable(_ client: SocketClient, file: StaticString = #filePath, line: UInt = #line) throws {
         let reply = try client.request(#"{"op":"model","id":"alive"}"#, file: file, line: line)
         XCTAssertEqual(reply["id"], .string("alive"), reply.rendered, file: file, line: line)
     }

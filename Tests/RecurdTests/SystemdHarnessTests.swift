@@ -1,4 +1,5 @@
 import Foundation
+import RecurTestSupport
 import XCTest
 
 /// recurd under a real systemd (Debian 12's systemd 252) running as PID 1 in a private
