@@ -45,7 +45,9 @@ public func eventually(_ what: String, timeout: Duration = .seconds(10),
 }
 
 /// The synchronous `eventually`, for tests that block (socket clients, child processes): the
-/// same contract, sleeping the calling thread between looks.
+/// same contract, sleeping the calling thread between looks. Disfavoured, so that an async test
+/// passing plain closures gets the async `eventually` and never blocks a cooperative thread.
+@_disfavoredOverload
 @discardableResult
 public func eventually<Value>(_ what: String, timeout: Duration = .seconds(10), interval: Duration = eventuallyInterval,
                               file: StaticString = #filePath, line: UInt = #line,
@@ -63,6 +65,7 @@ public func eventually<Value>(_ what: String, timeout: Duration = .seconds(10), 
 }
 
 /// The synchronous `eventually` for a plain condition.
+@_disfavoredOverload
 public func eventually(_ what: String, timeout: Duration = .seconds(10),
                        file: StaticString = #filePath, line: UInt = #line,
                        _ condition: () throws -> Bool) throws {
