@@ -33,6 +33,7 @@ final class ResidencyTests: XCTestCase {
         let notices = NoticeRecorder()
         let engine = StreamEngine.started(model: model, options: options, notices: notices)
         defer { engine.shutdown() }
+        // Time is the subject here: 8 feeds 100 ms apart keep the stream busy for twice its idle timeout.
         for _ in 0..<8 {
             _ = try await engine.feed(stream: "busy", text: Array("ab".utf8), topK: nil, client: 1)
             try await Task.sleep(nanoseconds: 100_000_000)

@@ -40,7 +40,7 @@ final class BackPressureTests: XCTestCase {
 
         // The flood is stalled: the engine's token count stops moving.
         let before = try blocking { await engine.stats().tokens }
-        usleep(500_000)
+        usleep(500_000)  // not a wait: the time a daemon that kept reading would have to absorb more
         let after = try blocking { await engine.stats().tokens }
         XCTAssertEqual(before, after, "the daemon kept absorbing the flooder's text although its replies are not read")
 

@@ -64,7 +64,7 @@ final class SocketErrorTests: XCTestCase {
         let bytes = Array((long + "\n").utf8)
         for start in stride(from: 0, to: bytes.count, by: 700) {
             try client.send(bytes: Array(bytes[start..<min(start + 700, bytes.count)]))
-            usleep(2_000)
+            usleep(2_000)  // pacing, not a wait: the pieces arrive as separate reads
         }
         let reply = try client.readJSON()
         XCTAssertEqual(code(reply), "too_long", reply.rendered)

@@ -191,6 +191,7 @@ extension SystemdHarnessTests {
             }.start()
         }
         var restarts = 0
+        // Not waits: the clients stream for a second before each restart and after the last.
         for _ in 0..<3 {
             Thread.sleep(forTimeInterval: 1.0)
             try harness.run(["systemctl", "restart", "recurd.service"])
