@@ -119,9 +119,15 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // What the test targets share: `eventually`, the seeded generator, the socket client and
+        // the child-process runner. Foundation and XCTest only; no production target uses it.
+        .target(
+            name: "RecurTestSupport",
+            path: "Tests/RecurTestSupport"
+        ),
         .testTarget(
             name: "RecurCoreTests",
-            dependencies: ["RecurCore"],
+            dependencies: ["RecurCore", "RecurTestSupport"],
             resources: [.copy("Fixtures")]
         ),
         // The fuzz harnesses (docs/FUZZING.md): plain functions, replayed over the committed
@@ -147,15 +153,15 @@ let package = Package(
         ),
         .testTarget(
             name: "RecurEngineTests",
-            dependencies: ["RecurEngine"]
+            dependencies: ["RecurEngine", "RecurTestSupport"]
         ),
         .testTarget(
             name: "RecurStoreTests",
-            dependencies: ["RecurStore", "RecurEngine", "RecurCore", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["RecurStore", "RecurEngine", "RecurCore", "RecurTestSupport", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
             name: "RecurServerTests",
-            dependencies: ["RecurServer"]
+            dependencies: ["RecurServer", "RecurTestSupport"]
         ),
         .testTarget(
             name: "RecurSystemdTests",
@@ -163,11 +169,11 @@ let package = Package(
         ),
         .testTarget(
             name: "RecurdTests",
-            dependencies: ["RecurCore", "recurd", "recur"]
+            dependencies: ["RecurCore", "RecurTestSupport", "recurd", "recur"]
         ),
         .testTarget(
             name: "RecurCLITests",
-            dependencies: ["RecurCore", "recur"]
+            dependencies: ["RecurCore", "RecurTestSupport", "recur"]
         ),
     ]
 )

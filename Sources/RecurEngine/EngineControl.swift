@@ -112,11 +112,13 @@ extension StreamEngine {
         try result.get()
     }
 
-    /// TEST ONLY: makes the stepping thread stop turning for good (no step, no reply, no
-    /// heartbeat), to prove that a watchdog notices. Never call it in production: the engine
-    /// cannot recover and `shutdown()` would wait forever.
+    /// TEST ONLY, debug builds only: makes the stepping thread stop turning for good (no step,
+    /// no reply, no heartbeat), to prove that a watchdog notices. The engine cannot recover and
+    /// `shutdown()` would wait forever. In a release build it does nothing.
     public func hangForTesting() {
+        #if DEBUG
         core.requestHangForTesting()
+        #endif
     }
 }
 

@@ -315,11 +315,15 @@ struct Recurd: AsyncParsableCommand {
 
 extension Recurd {
     /// TEST ONLY: `RECURD_TEST_HANG_ENGINE_AFTER=SECONDS` hangs the engine's stepping thread that
-    /// long after start, so that the watchdog test can see systemd restart a hung daemon. Never
-    /// set it in production.
+    /// long after start, so that the watchdog test can see systemd restart a hung daemon. Read
+    /// by debug builds only: a release build ignores it.
     static func testHangEngineAfter() -> Duration? {
+        #if DEBUG
         guard let value = getenv("RECURD_TEST_HANG_ENGINE_AFTER").map({ String(cString: $0) }),
               let seconds = Double(value), seconds >= 0, seconds.isFinite else { return nil }
         return .milliseconds(Int64(seconds * 1000))
+        #else
+        return nil
+        #endif
     }
 }

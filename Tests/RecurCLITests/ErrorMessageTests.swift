@@ -1,4 +1,5 @@
 import Foundation
+import RecurTestSupport
 import XCTest
 
 /// Every user mistake ends in one `recur: error:` line and a nonzero exit, never a crash.

@@ -1,5 +1,6 @@
 import Foundation
 import RecurCore
+import RecurTestSupport
 import XCTest
 
 final class InterruptResumeTests: XCTestCase {
@@ -9,13 +10,9 @@ final class InterruptResumeTests: XCTestCase {
 
     /// Waits until the metrics log has at least `count` lines (training is under way).
     private func waitForReports(_ url: URL, count: Int, timeout: Double = 20) throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if let text = try? String(contentsOf: url, encoding: .utf8),
-               text.split(separator: "\n").count >= count { return }
-            Thread.sleep(forTimeInterval: 0.02)
-        }
-        XCTFail("no training report within \(timeout) s")
+        try eventually("\(count) training reports in \(url.lastPathComponent)", timeout: .seconds(timeout),
+                       { (try? String(contentsOf: url, encoding: .utf8))?.split(separator: "\n").count ?? 0 },
+                       until: { $0 >= count })
     }
 
     func test_train_sigint_savesResumableCheckpointAndResumeContinuesFromIt() throws {
@@ -26,7 +23,7 @@ final class InterruptResumeTests: XCTestCase {
         let running = try Recur.start(arguments, in: dir)
         try waitForReports(metricsURL, count: 2)
         running.process.interrupt()  // SIGINT, as Ctrl-C
-        let interrupted = try running.wait()
+        let interrupted = try running.wait(timeout: Recur.timeout)
         XCTAssertEqual(interrupted.status, 130, interrupted.stderr)
         XCTAssertEqual(running.process.terminationReason, .exit, "recur exits by itself, not killed by the signal")
         XCTAssertTrue(interrupted.stderr.contains("--resume run.safetensors"), interrupted.stderr)

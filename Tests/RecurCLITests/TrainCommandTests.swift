@@ -1,5 +1,6 @@
 import Foundation
 import RecurCore
+import RecurTestSupport
 import XCTest
 
 final class TrainCommandTests: XCTestCase {

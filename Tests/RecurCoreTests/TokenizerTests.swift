@@ -1,18 +1,6 @@
+import RecurTestSupport
 import XCTest
 @testable import RecurCore
-
-/// SplitMix64: a tiny seeded generator so random chunkings are reproducible.
-private struct TokenizerTestRNG {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-}
 
 final class TokenizerTests: XCTestCase {
     /// The 65 distinct characters of tinyshakespeare, in Python's `sorted(set(text))` order.
@@ -35,7 +23,7 @@ final class TokenizerTests: XCTestCase {
     // MARK: Building
 
     func test_buildChar_sortsByCodePointLikePython() throws {
-        var rng = TokenizerTestRNG(state: 1)
+        var rng = TestRNG(state: 1)
         let alphabet = Array(Self.shakespeareAlphabet.unicodeScalars)
         var corpus = String.UnicodeScalarView()
         for _ in 0..<5000 { corpus.append(alphabet[rng.below(alphabet.count)]) }
@@ -182,7 +170,7 @@ final class TokenizerTests: XCTestCase {
     // MARK: Incremental encoding
 
     /// Splits `bytes` at random points (chunks of 0...maxChunk bytes) and feeds them.
-    private func encodeInRandomChunks(_ bytes: [UInt8], tokenizer: Tokenizer, rng: inout TokenizerTestRNG,
+    private func encodeInRandomChunks(_ bytes: [UInt8], tokenizer: Tokenizer, rng: inout TestRNG,
                                       maxChunk: Int) throws(RecurError) -> [Int32] {
         var encoder = IncrementalEncoder(tokenizer: tokenizer)
         var ids: [Int32] = []
@@ -197,7 +185,7 @@ final class TokenizerTests: XCTestCase {
     }
 
     func test_incrementalEncoder_matchesEncodeForRandomChunkings() throws {
-        var rng = TokenizerTestRNG(state: 42)
+        var rng = TestRNG(state: 42)
         let text = String(repeating: Self.mixedText, count: 3)
         let bytes = Array(text.utf8)
         for kind in TokenizerKind.allCases {
@@ -215,7 +203,7 @@ final class TokenizerTests: XCTestCase {
     }
 
     func test_incrementalEncoder_replacesInvalidUTF8LikeStringDecoding() throws {
-        var rng = TokenizerTestRNG(state: 7)
+        var rng = TestRNG(state: 7)
         let bytes: [UInt8] = Array("ab é".utf8) + [0xFF, 0xE0, 0x80, 0xE2, 0x82, 0x20, 0xF0, 0x9F, 0x98] + Array(" x😀".utf8) + [0xC3]
         let text = String(decoding: bytes, as: UTF8.self)
         for kind in [TokenizerKind.char, .word] {
@@ -249,7 +237,7 @@ final class TokenizerTests: XCTestCase {
     // MARK: Speed
 
     func test_buildAndEncode_oneMegabyte_forEveryKind() throws {
-        var rng = TokenizerTestRNG(state: 3)
+        var rng = TestRNG(state: 3)
         let alphabet = Array(Self.shakespeareAlphabet.unicodeScalars)
         var scalars = String.UnicodeScalarView()
         for _ in 0..<1_000_000 { scalars.append(alphabet[rng.below(alphabet.count)]) }

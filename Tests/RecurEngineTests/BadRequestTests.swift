@@ -91,7 +91,7 @@ final class BadRequestTests: XCTestCase {
         let engine = StreamEngine(model: model, options: options)  // not started: jobs stay queued
         defer { engine.shutdown() }
         let tasks = (0..<8).map { _ in Task { try await engine.feed(stream: "q", tokens: [1], topK: nil, client: 1) } }
-        while engine.queuedJobs(on: "q") < 8 { try await Task.sleep(nanoseconds: 1_000_000) }
+        try await engine.waitUntilQueued(8, on: "q")
         await assertThrows(.busy("stream 'q' already has 8 requests waiting; wait for their replies before sending more")) {
             try await engine.feed(stream: "q", tokens: [1], topK: nil, client: 1)
         }
@@ -109,7 +109,7 @@ final class BadRequestTests: XCTestCase {
     func test_afterShutdown_everyRequestFailsWithShuttingDown() async throws {
         let engine = StreamEngine(model: model)
         let queued = Task { try await engine.feed(stream: "s", tokens: [1, 2], topK: nil, client: 1) }
-        while engine.queuedJobs(on: "s") < 1 { try await Task.sleep(nanoseconds: 1_000_000) }
+        try await engine.waitUntilQueued(1, on: "s")
         engine.shutdown()
         do {
             _ = try await queued.value

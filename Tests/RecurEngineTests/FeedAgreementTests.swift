@@ -1,4 +1,5 @@
 import RecurCore
+import RecurTestSupport
 import XCTest
 @testable import RecurEngine
 
@@ -72,7 +73,7 @@ final class FeedAgreementTests: XCTestCase {
         let tasks = texts.enumerated().map { i, text in
             Task { try await engine.feed(stream: "b\(i)", text: Array(text.utf8), topK: 3, client: 1) }
         }
-        while await engine.list().count < texts.count { try await Task.sleep(nanoseconds: 1_000_000) }
+        try await eventually("\(texts.count) streams created", { await engine.list().count }, until: { $0 >= texts.count })
         engine.start()
         for (i, task) in tasks.enumerated() {
             Fixtures.assertMatchesOffline(try await task.value, model: model, tokens: tokens[i], stream: "b\(i)")
@@ -93,7 +94,7 @@ final class FeedAgreementTests: XCTestCase {
         let tasks = texts.enumerated().map { i, text in
             Task { try await engine.feed(stream: "r\(i)", text: Array(text.utf8), topK: nil, client: 1) }
         }
-        while await engine.list().count < texts.count { try await Task.sleep(nanoseconds: 1_000_000) }
+        try await eventually("\(texts.count) streams created", { await engine.list().count }, until: { $0 >= texts.count })
         engine.start()
         for (i, task) in tasks.enumerated() {
             Fixtures.assertMatchesOffline(try await task.value, model: model, tokens: try model.vocabulary.encode(texts[i]), stream: "r\(i)")
@@ -141,7 +142,7 @@ final class FeedAgreementTests: XCTestCase {
             try engine.core.submit(job, to: "fifo", create: true)
         }
         engine.start()
-        let finished = await results.wait(for: tokens.count)
+        let finished = try await results.wait(for: tokens.count)
         XCTAssertEqual(finished.map(\.0), Array(0..<50), "completions in submission order")
         let events = finished.flatMap { (_, result) -> [TokenEvent] in
             guard case .success(.events(let events)) = result else { return [] }
@@ -168,11 +169,8 @@ final class OrderedResults: @unchecked Sendable {
         return items
     }
 
-    func wait(for count: Int) async -> [(Int, Result<JobOutput, EngineError>)] {
-        while true {
-            let snapshot = self.snapshot()
-            if snapshot.count >= count { return snapshot }
-            try? await Task.sleep(nanoseconds: 1_000_000)
-        }
+    /// Waits until `count` completions arrived (`eventually`: failing with how many did).
+    func wait(for count: Int, file: StaticString = #filePath, line: UInt = #line) async throws -> [(Int, Result<JobOutput, EngineError>)] {
+        try await eventually("\(count) completions", file: file, line: line, { self.snapshot() }, until: { $0.count >= count })
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import RecurCore
+import RecurTestSupport
 import XCTest
 @testable import RecurEngine
 
@@ -85,24 +86,25 @@ final class ModelSwapTests: XCTestCase {
     }
 
     func test_heartbeat_isAnsweredByRunningEngine_andNeverByHungOne() async throws {
-        let engine = StreamEngine.started(model: Fixtures.model(hidden: 8))
+        let running = StreamEngine.started(model: Fixtures.model(hidden: 8))
+        defer { running.shutdown() }
         let answered = Answers()
-        engine.requestHeartbeat { answered.add() }
-        try await waitUntil { answered.count == 1 }
-        engine.hangForTesting()
-        try await Task.sleep(for: .milliseconds(50))
-        engine.requestHeartbeat { answered.add() }
-        try await Task.sleep(for: .milliseconds(500))
-        XCTAssertEqual(answered.count, 1, "a hung engine thread must not answer a heartbeat")
-        // The engine cannot be shut down any more (its thread sleeps for good): left as it is.
-    }
+        running.requestHeartbeat { answered.add() }
+        try await eventually("the running engine answers a heartbeat", { answered.count }, until: { $0 == 1 })
 
-    private func waitUntil(_ condition: () -> Bool, timeout: Duration = .seconds(5)) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while !condition() {
-            guard ContinuousClock.now < deadline else { return XCTFail("timed out") }
-            try await Task.sleep(for: .milliseconds(5))
-        }
+        // Queued before the thread starts, the heartbeat and the hang are taken in the same turn:
+        // once that heartbeat is answered, the thread has hung.
+        let hung = StreamEngine(model: Fixtures.model(hidden: 8))
+        let beforeHang = Answers(), afterHang = Answers()
+        hung.requestHeartbeat { beforeHang.add() }
+        hung.hangForTesting()
+        hung.start()
+        try await eventually("the engine takes the hang request", { beforeHang.count }, until: { $0 == 1 })
+        hung.requestHeartbeat { afterHang.add() }
+        // Nothing to wait for: this is the time a broken engine would have to answer.
+        try await Task.sleep(for: .milliseconds(500))
+        XCTAssertEqual(afterHang.count, 0, "a hung engine thread must not answer a heartbeat")
+        // The hung engine cannot be shut down any more (its thread sleeps for good): left as it is.
     }
 }
 

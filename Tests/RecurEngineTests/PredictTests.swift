@@ -1,4 +1,5 @@
 import RecurCore
+import RecurTestSupport
 import XCTest
 @testable import RecurEngine
 

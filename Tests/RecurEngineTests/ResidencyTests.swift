@@ -33,6 +33,7 @@ final class ResidencyTests: XCTestCase {
         let notices = NoticeRecorder()
         let engine = StreamEngine.started(model: model, options: options, notices: notices)
         defer { engine.shutdown() }
+        // Time is the subject here: 8 feeds 100 ms apart keep the stream busy for twice its idle timeout.
         for _ in 0..<8 {
             _ = try await engine.feed(stream: "busy", text: Array("ab".utf8), topK: nil, client: 1)
             try await Task.sleep(nanoseconds: 100_000_000)
@@ -67,7 +68,7 @@ final class ResidencyTests: XCTestCase {
         let engine = StreamEngine(model: model, options: options)  // not started: jobs stay queued
         defer { engine.shutdown() }
         let pending = Task { try await engine.feed(stream: "a", text: Array("ab".utf8), topK: nil, client: 1) }
-        while engine.queuedJobs(on: "a") < 1 { try await Task.sleep(nanoseconds: 1_000_000) }
+        try await engine.waitUntilQueued(1, on: "a")
         let error = await assertThrowsCode("busy") { try await engine.feed(stream: "b", text: Array("c".utf8), topK: nil, client: 2) }
         XCTAssertEqual(error?.description, "the engine holds its maximum of 1 streams and every one is busy; try again shortly")
         engine.start()

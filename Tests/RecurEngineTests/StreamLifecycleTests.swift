@@ -40,11 +40,11 @@ final class StreamLifecycleTests: XCTestCase {
         defer { engine.shutdown() }
         let text = bytes("abcdefgh")
         let feed = Task { try await engine.feed(stream: "s", text: text, topK: nil, client: 1) }
-        while engine.queuedJobs(on: "s") < 1 { try await Task.sleep(nanoseconds: 1_000_000) }
+        try await engine.waitUntilQueued(1, on: "s")
         let fork = Task { try await engine.fork(stream: "s", into: "t", client: 1) }
-        while engine.queuedJobs(on: "s") < 2 { try await Task.sleep(nanoseconds: 1_000_000) }
+        try await engine.waitUntilQueued(2, on: "s")
         let more = Task { try await engine.feed(stream: "t", text: Array("ij".utf8), topK: nil, client: 1) }
-        while engine.queuedJobs(on: "t") < 2 { try await Task.sleep(nanoseconds: 1_000_000) }
+        try await engine.waitUntilQueued(2, on: "t")
         engine.start()
         let first = try await feed.value
         try await fork.value
@@ -96,13 +96,13 @@ final class StreamLifecycleTests: XCTestCase {
         let engine = StreamEngine(model: model)
         defer { engine.shutdown() }
         let first = Task { try await engine.feed(stream: "q", text: Array("abc".utf8), topK: nil, client: 1) }
-        while engine.queuedJobs(on: "q") < 1 { try await Task.sleep(nanoseconds: 1_000_000) }
+        try await engine.waitUntilQueued(1, on: "q")
         let end = Task { try await engine.end(stream: "q", client: 1) }
-        while engine.queuedJobs(on: "q") < 2 { try await Task.sleep(nanoseconds: 1_000_000) }
+        try await engine.waitUntilQueued(2, on: "q")
         let predict = Task { try await engine.predict(stream: "q", count: 1, temperature: 0, topK: nil, seed: nil, client: 1) }
-        while engine.queuedJobs(on: "q") < 3 { try await Task.sleep(nanoseconds: 1_000_000) }
+        try await engine.waitUntilQueued(3, on: "q")
         let second = Task { try await engine.feed(stream: "q", text: Array("de".utf8), topK: nil, client: 1) }
-        while engine.queuedJobs(on: "q") < 4 { try await Task.sleep(nanoseconds: 1_000_000) }
+        try await engine.waitUntilQueued(4, on: "q")
         engine.start()
         let awaited = try await first.value.map(\.offset)
         XCTAssertEqual(awaited, [1, 2, 3])

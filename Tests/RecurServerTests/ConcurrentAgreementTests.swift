@@ -1,5 +1,6 @@
 import RecurCore
 @testable import RecurServer
+import RecurTestSupport
 import XCTest
 
 /// The promise: whatever the chunking, interleaving and batching, every token's
@@ -11,7 +12,7 @@ final class ConcurrentAgreementTests: XCTestCase {
         let clientCount = 12
         var rng = SeededGenerator(seed: 2024)
         struct Plan {
-            var client: TestClient
+            var client: SocketClient
             var stream: String?
             var text: String
             var chunks: [String]

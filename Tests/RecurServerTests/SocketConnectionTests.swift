@@ -1,6 +1,7 @@
 import RecurCore
 import RecurEngine
 @testable import RecurServer
+import RecurTestSupport
 import XCTest
 
 /// Connections and streams over time: limits, private streams, resuming, notices, shutdown.
@@ -21,7 +22,7 @@ final class SocketConnectionTests: XCTestCase {
     func testConnectionBeyondTheLimit_getsABusyErrorLineAndIsClosed() throws {
         let server = try start { $0.maxConnections = 2 }
         let a = try server.connect()
-        var b: TestClient? = try server.connect()
+        var b: SocketClient? = try server.connect()
         _ = try a.request(#"{"op":"stats"}"#)
         _ = try b!.request(#"{"op":"stats"}"#)
         let c = try server.connect()
@@ -31,29 +32,29 @@ final class SocketConnectionTests: XCTestCase {
         // The admitted ones are unaffected, and a slot frees when one closes.
         XCTAssertEqual(try a.request(#"{"op":"model","id":1}"#)["id"], .number("1"))
         b = nil
-        XCTAssertTrue(eventually { server.server.openConnections == 1 })
+        try eventually("one open connection", { server.server.openConnections }, until: { $0 == 1 })
         let d = try server.connect()
         XCTAssertEqual(try d.request(#"{"op":"model","id":2}"#)["id"], .number("2"))
     }
 
     func testClosingAConnection_endsItsPrivateStreamButKeepsNamedOnes() throws {
         let server = try start()
-        var client: TestClient? = try server.connect()
+        var client: SocketClient? = try server.connect()
         let (_, reply) = try client!.feed("abc")
         let privateName = try XCTUnwrap(reply["stream"]?.stringValue)
         _ = try client!.feed("def", stream: "kept")
         let engine = server.engine
         XCTAssertEqual(try blocking { await engine.list().map(\.stream) }.sorted(), ["kept", privateName].sorted())
         client = nil  // closes the socket
-        XCTAssertTrue(try eventually { try blocking { await engine.list().map(\.stream) } == ["kept"] },
-                      "the private stream outlived its connection")
+        // The private stream ends with its connection.
+        try eventually("only 'kept' left", { try blocking { await engine.list().map(\.stream) } }, until: { $0 == ["kept"] })
     }
 
     func testNamedStream_resumedFromAnotherConnection_continuesItsOffsetAndState() throws {
         let server = try start()
         let text = "resume me, then continue"
         let split = 9
-        var first: TestClient? = try server.connect()
+        var first: SocketClient? = try server.connect()
         let (early, _) = try first!.feed(String(text.prefix(split)), stream: "shared")
         first = nil
         let second = try server.connect()

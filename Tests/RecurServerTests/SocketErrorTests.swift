@@ -1,5 +1,6 @@
 import RecurCore
 @testable import RecurServer
+import RecurTestSupport
 import XCTest
 
 /// Bad input over a real socket: each error code, and the connection stays usable after it.
@@ -18,7 +19,7 @@ final class SocketErrorTests: XCTestCase {
     }
 
     /// Asserts that the connection still serves a request.
-    private func assertUsable(_ client: TestClient, file: StaticString = #filePath, line: UInt = #line) throws {
+    private func assertUsable(_ client: SocketClient, file: StaticString = #filePath, line: UInt = #line) throws {
         let reply = try client.request(#"{"op":"model","id":"alive"}"#, file: file, line: line)
         XCTAssertEqual(reply["id"], .string("alive"), reply.rendered, file: file, line: line)
     }
@@ -63,7 +64,7 @@ final class SocketErrorTests: XCTestCase {
         let bytes = Array((long + "\n").utf8)
         for start in stride(from: 0, to: bytes.count, by: 700) {
             try client.send(bytes: Array(bytes[start..<min(start + 700, bytes.count)]))
-            usleep(2_000)
+            usleep(2_000)  // pacing, not a wait: the pieces arrive as separate reads
         }
         let reply = try client.readJSON()
         XCTAssertEqual(code(reply), "too_long", reply.rendered)

@@ -1,5 +1,6 @@
 import RecurCore
 @testable import RecurServer
+import RecurTestSupport
 import XCTest
 
 /// Every op over a real Unix socket, with the reply shapes of docs/PROTOCOL.md.

@@ -3,6 +3,7 @@ import GRDB
 import RecurCore
 import RecurEngine
 import RecurStore
+import RecurTestSupport
 import XCTest
 
 /// An engine over a real SQLite store: what streams absorbed survives a graceful stop and a
@@ -21,31 +22,37 @@ final class DurableEngineTests: XCTestCase {
         return engine
     }
 
-    /// Feeds `count` streams random text in random chunks; returns each stream's bytes.
+    /// Feeds `count` streams random text in random chunks (both drawn from `seed`); returns each
+    /// stream's bytes.
     private func feedStreams(_ engine: StreamEngine, count: Int, characters: Int, seed: UInt64,
                              concurrently: Bool = true) async throws -> [String: [UInt8]] {
         var texts: [String: [UInt8]] = [:]
-        var rng = SystemRandomNumberGenerator()
-        _ = seed
+        var chunkings: [(name: String, chunks: [[UInt8]])] = []
+        var rng = TestRNG(seed: seed)
+        let scalars = Array(StoreFixtures.alphabet.unicodeScalars)
         for s in 0..<count {
-            var text = ""
-            for _ in 0..<characters { text.unicodeScalars.append(StoreFixtures.alphabet.unicodeScalars.randomElement(using: &rng)!) }
-            texts["s\(s)"] = Array(text.utf8)
-        }
-        @Sendable func feed(_ name: String, _ bytes: [UInt8]) async throws {
+            var text = String.UnicodeScalarView()
+            for _ in 0..<characters { text.append(scalars[rng.below(scalars.count)]) }
+            let bytes = Array(String(text).utf8)
+            var chunks: [[UInt8]] = []
             var i = 0
             while i < bytes.count {
-                let n = min(Int.random(in: 1...9), bytes.count - i)
-                _ = try await engine.feed(stream: name, text: Array(bytes[i..<(i + n)]), topK: 1, client: 1)
+                let n = min(1 + rng.below(9), bytes.count - i)
+                chunks.append(Array(bytes[i..<(i + n)]))
                 i += n
             }
+            texts["s\(s)"] = bytes
+            chunkings.append(("s\(s)", chunks))
+        }
+        @Sendable func feed(_ name: String, _ chunks: [[UInt8]]) async throws {
+            for chunk in chunks { _ = try await engine.feed(stream: name, text: chunk, topK: 1, client: 1) }
         }
         if !concurrently {
-            for (name, bytes) in texts { try await feed(name, bytes) }
+            for (name, chunks) in chunkings { try await feed(name, chunks) }
             return texts
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for (name, bytes) in texts { group.addTask { try await feed(name, bytes) } }
+            for (name, chunks) in chunkings { group.addTask { try await feed(name, chunks) } }
             try await group.waitForAll()
         }
         return texts
@@ -126,9 +133,8 @@ final class DurableEngineTests: XCTestCase {
         let engine = engine(model, store, idleTimeout: 0.1)
         defer { engine.shutdown(); store.close() }
         let texts = try await feedStreams(engine, count: 5, characters: 30, seed: 4)
-        try await Task.sleep(for: .milliseconds(400))
-        let resident = await engine.list().count
-        XCTAssertEqual(resident, 0, "expired streams leave memory")
+        // Expired streams leave memory.
+        try await eventually("every idle stream expired", { await engine.list().map(\.stream) }, until: { $0.isEmpty })
         try await assertStreamsExact(engine, texts, model)
     }
 
@@ -245,7 +251,7 @@ final class DurableEngineTests: XCTestCase {
         engine.setNoticeHandler { notice, clients in notices.add(notice, clients) }
         engine.subscribe(client: 7, to: ["s", "never-existed"])
         try await engine.reset(stream: "s", client: 1)
-        try await Task.sleep(for: .milliseconds(50))
+        try await eventually("the reset notice", { notices.all.map(\.0.kind) }, until: { !$0.isEmpty })
         XCTAssertEqual(notices.all.map(\.0.kind), [.reset])
         XCTAssertEqual(notices.all.first?.1, [7])
     }

@@ -1,4 +1,5 @@
 import Foundation
+import RecurTestSupport
 import XCTest
 
 /// `recur connect`: stdin to a daemon's stream, predictions out, readable or as JSON lines.

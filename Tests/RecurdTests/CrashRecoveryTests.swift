@@ -1,5 +1,6 @@
 import Foundation
 import RecurCore
+import RecurTestSupport
 import XCTest
 
 /// The durability guarantee through the real binaries: `kill -9` recurd while hundreds of
@@ -53,12 +54,8 @@ final class CrashRecoveryTests: XCTestCase {
             Thread {
                 defer { group.leave() }
                 // 50 connections at once can overflow the listen backlog: retry.
-                var connection: SocketClient?
-                for _ in 0..<250 where connection == nil {
-                    connection = try? daemon.connect()
-                    if connection == nil { usleep(20_000) }
-                }
-                guard let client = connection else { return }
+                guard let client = try? eventually("connection \(c) accepted", timeout: .seconds(5),
+                                                   { try? daemon.connect() }, until: { $0 != nil }) else { return }
                 connected.add()
                 let mine = (c * perConnection)..<((c + 1) * perConnection)
                 var sent = [Int](repeating: 0, count: perConnection)
@@ -88,6 +85,8 @@ final class CrashRecoveryTests: XCTestCase {
             }.start()
         }
         // Let every stream get going, then kill mid-flight.
+        // Not a wait for a condition the test needs: on a loaded machine some streams may not have
+        // started when the kill comes, which the checks below allow.
         let killDeadline = Date().addingTimeInterval(30)
         while seen.minimum < 2 * Self.chunk && Date() < killDeadline { usleep(20_000) }
         usleep(100_000)
@@ -109,12 +108,8 @@ final class CrashRecoveryTests: XCTestCase {
             restoring.enter()
             Thread {
             defer { restoring.leave() }
-            var connection: SocketClient?
-            for _ in 0..<250 where connection == nil {
-                connection = try? restarted.connect()
-                if connection == nil { usleep(20_000) }
-            }
-            guard let client = connection else { return }
+            guard let client = try? eventually("connection \(c) accepted after the restart", timeout: .seconds(5),
+                                               { try? restarted.connect() }, until: { $0 != nil }) else { return }
             for s in stride(from: c, to: Self.streams, by: Self.connections) {
                 if let (_, info) = try? client.request(["op": "info", "stream": "s\(s)"]), let offset = info["offset"] as? Int {
                     offsets.saw(s, offset)

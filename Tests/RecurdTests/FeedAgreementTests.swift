@@ -1,4 +1,5 @@
 import Foundation
+import RecurTestSupport
 import XCTest
 
 /// Streams over the real socket report exactly what `recur eval --per-token` computes for the

@@ -1,4 +1,5 @@
 import Foundation
+import RecurTestSupport
 import XCTest
 
 /// Bad command lines and bad model files end `recurd` with one clear line and a nonzero exit,

@@ -1,4 +1,5 @@
 import Foundation
+import RecurTestSupport
 import XCTest
 
 /// The real daemon on a real socket: it becomes ready, answers, and stops gracefully on a signal.

@@ -1,5 +1,6 @@
 import Foundation
 import RecurCore
+import RecurTestSupport
 import XCTest
 
 /// A restart with another model (same vocabulary): streams are rebuilt by replaying their

@@ -1,4 +1,5 @@
 import Foundation
+import RecurTestSupport
 import XCTest
 
 /// Streams owned by Unix users, against the real daemon: a client running as uid 65534

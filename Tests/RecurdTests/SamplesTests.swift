@@ -1,4 +1,5 @@
 import Foundation
+import RecurTestSupport
 import XCTest
 
 /// The committed samples work as samples/README.md says: the Python client, the log

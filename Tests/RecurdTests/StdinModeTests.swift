@@ -1,4 +1,5 @@
 import Foundation
+import RecurTestSupport
 import XCTest
 
 /// `recurd --stdin`: text through a pipe, an event per token out, in JSON or TSV, one stream or

@@ -1,4 +1,5 @@
 import Foundation
+import RecurTestSupport
 import XCTest
 
 /// recurd under a real systemd (Debian 12's systemd 252) running as PID 1 in a private
@@ -213,7 +214,8 @@ extension SystemdHarnessTests {
                 collected.set(c, run)
             }.start()
         }
-        Thread.sleep(forTimeInterval: 1.0)  // let every client get going
+        // Not waits: the clients stream for a second before the first restart (and `pause` between).
+        Thread.sleep(forTimeInterval: 1.0)
         for r in 0..<restarts {
             if r > 0 && pause > 0 { Thread.sleep(forTimeInterval: pause) }
             try harness.run(["systemctl", "restart", "recurd.service"])

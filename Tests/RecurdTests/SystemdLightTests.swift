@@ -1,4 +1,5 @@
 import Foundation
+import RecurTestSupport
 import XCTest
 
 /// recurd's systemd protocol without a systemd: a datagram socket as $NOTIFY_SOCKET and

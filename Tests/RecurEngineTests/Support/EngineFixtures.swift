@@ -1,20 +1,8 @@
 import Foundation
 import RecurCore
+import RecurTestSupport
 import XCTest
 @testable import RecurEngine
-
-/// SplitMix64, so random texts and chunkings are reproducible.
-struct TestRNG {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-}
 
 /// Tiny models and the offline reference every engine result is compared with.
 enum Fixtures {
@@ -139,11 +127,12 @@ final class NoticeRecorder: @unchecked Sendable {
         return received
     }
 
-    /// Waits up to `timeout` seconds for `count` notices.
-    func wait(for count: Int, timeout: Double = 5) async -> [(StreamNotice, [ClientID])] {
-        let deadline = Date().addingTimeInterval(timeout)
-        while notices.count < count && Date() < deadline { try? await Task.sleep(nanoseconds: 10_000_000) }
-        return notices
+    /// Waits up to `timeout` seconds for `count` notices (`eventually`); returns those received,
+    /// after recording a failure that lists them when fewer came.
+    func wait(for count: Int, timeout: Double = 5, file: StaticString = #filePath, line: UInt = #line) async -> [(StreamNotice, [ClientID])] {
+        let received = try? await eventually("\(count) notices", timeout: .seconds(timeout), file: file, line: line,
+                                             { self.notices }, until: { $0.count >= count })
+        return received ?? notices
     }
 }
 
@@ -162,6 +151,12 @@ extension StreamEngine {
         var events: [TokenEvent] = []
         for chunk in chunks { events += try await feed(stream: stream, text: chunk, topK: topK, client: client) }
         return events
+    }
+
+    /// Waits (`eventually`) until at least `count` requests are queued on `stream`.
+    func waitUntilQueued(_ count: Int, on stream: String, file: StaticString = #filePath, line: UInt = #line) async throws {
+        try await eventually("\(count) requests queued on '\(stream)'", file: file, line: line,
+                             { self.queuedJobs(on: stream) }, until: { $0 >= count })
     }
 
     /// Requests queued on a stream, including the running one (tests only).

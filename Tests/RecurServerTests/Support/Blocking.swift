@@ -1,4 +1,5 @@
 import Foundation
+import RecurTestSupport
 
 /// Runs async work from a synchronous test and waits for it. Tests stay synchronous so that
 /// their blocking socket calls never occupy the cooperative threads the server runs on.
@@ -10,7 +11,7 @@ func blocking<T: Sendable>(timeout: Double = 60, _ body: @escaping @Sendable () 
         done.signal()
     }
     guard done.wait(timeout: .now() + timeout) == .success else {
-        throw TestClientError("async work did not finish within \(timeout) s")
+        throw TestFailure("async work did not finish within \(timeout) s")
     }
     return try box.result!.get()
 }
@@ -18,16 +19,6 @@ func blocking<T: Sendable>(timeout: Double = 60, _ body: @escaping @Sendable () 
 /// Carries a result from a task to the thread waiting for it (the semaphore orders the accesses).
 private final class ResultBox<T>: @unchecked Sendable {
     var result: Result<T, Error>?
-}
-
-/// Polls `condition` every 20 ms until it holds or `timeout` passes; returns whether it held.
-func eventually(timeout: Double = 10, _ condition: () throws -> Bool) rethrows -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        if try condition() { return true }
-        usleep(20_000)
-    }
-    return try condition()
 }
 
 /// The process's resident set size in bytes (Linux: from /proc/self/statm).

@@ -4,6 +4,7 @@ import RecurCore
 import RecurEngine
 @testable import RecurServer
 import ServiceLifecycle
+import RecurTestSupport
 import XCTest
 
 #if canImport(Glibc)
@@ -59,16 +60,11 @@ final class ServerHarness {
         // One probe connection: it proves the server is listening and serving, and once it
         // is closed (it got a reply, so it was admitted) the connection count stays at 0.
         let path = socketPath
-        var probe: TestClient? = nil
-        guard eventually({ probe = try? TestClient(path: path); return probe != nil }) else {
-            throw TestClientError("the server did not start listening on \(path)")
-        }
+        var probe = try eventually("the server listening on \(path)", { try? SocketClient(path: path) }, until: { $0 != nil })
         _ = try probe!.request(#"{"op":"model"}"#)
         probe = nil
         let server = server
-        guard eventually({ server.openConnections == 0 }) else {
-            throw TestClientError("the readiness probe's connection did not close")
-        }
+        try eventually("the readiness probe's connection closed (open connections)", { server.openConnections }, until: { $0 == 0 })
     }
 
     deinit { stop() }
@@ -87,13 +83,13 @@ final class ServerHarness {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard fd >= 0, bound == 0, listen(fd, 16) == 0 else {
-            throw TestClientError("cannot make a listening socket at \(path): errno \(errno)")
+            throw TestFailure("cannot make a listening socket at \(path): errno \(errno)")
         }
         return fd
     }
 
-    func connect() throws -> TestClient {
-        try TestClient(path: socketPath)
+    func connect() throws -> SocketClient {
+        try SocketClient(path: socketPath)
     }
 
     /// Shuts the server down gracefully and waits for it; returns the run's error, if any.

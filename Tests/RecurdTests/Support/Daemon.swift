@@ -1,4 +1,5 @@
 import Foundation
+import RecurTestSupport
 import XCTest
 
 /// A real `recurd --socket` process on a temporary socket, ready when `start` returns.
@@ -27,16 +28,12 @@ final class Daemon: @unchecked Sendable {
         self.directory = directory
     }
 
-    /// Readiness is the socket accepting a connection: polls every 20 ms.
+    /// Readiness is the socket accepting a connection (`ChildProcess.waitFor`: fails with
+    /// recurd's stderr when it exits first or the deadline passes).
     func waitUntilReady(timeout: Double) throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while true {
-            if (try? SocketClient(path: socketPath)) != nil { return }
-            if !child.isRunning {
-                throw TestFailure("recurd exited (\(child.process.terminationStatus)) before accepting connections; stderr: \(child.stderrText)")
-            }
-            if Date() > deadline { throw TestFailure("recurd did not accept connections within \(timeout) s; stderr: \(child.stderrText)") }
-            usleep(20_000)
+        let socketPath = socketPath
+        try child.waitFor("recurd to accept connections on \(socketPath)", timeout: timeout) {
+            (try? SocketClient(path: socketPath)) != nil
         }
     }
 

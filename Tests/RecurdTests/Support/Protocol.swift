@@ -1,4 +1,5 @@
 import Foundation
+import RecurTestSupport
 import XCTest
 
 /// What the tests know of docs/PROTOCOL.md's shapes.
@@ -70,19 +71,9 @@ extension XCTestCase {
     }
 }
 
-/// A small seeded generator (SplitMix64), so random chunkings are reproducible from the seed
-/// a failing test prints.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The tests' seeded generator (SplitMix64, from RecurTestSupport) under the name these tests
+/// use; it shadows RecurCore's `SeededGenerator` (xoshiro256**) in this module.
+typealias SeededGenerator = TestRNG
 
 /// `text` cut at random character boundaries into pieces of 1...maxLength characters.
 func randomChunks(_ text: String, maxLength: Int, using generator: inout SeededGenerator) -> [String] {

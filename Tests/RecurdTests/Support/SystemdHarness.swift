@@ -1,4 +1,5 @@
 import Foundation
+import RecurTestSupport
 import XCTest
 
 /// A real systemd as PID 1 of a private PID + mount namespace (scripts/systemd-harness; see
@@ -58,14 +59,7 @@ final class SystemdHarness: @unchecked Sendable {
     @discardableResult
     func waitFor(_ unit: String, _ properties: [String], _ what: String, timeout: Double = 30,
                  _ condition: ([String: String]) -> Bool) throws -> [String: String] {
-        let deadline = Date().addingTimeInterval(timeout)
-        var values = try show(unit, properties)
-        while !condition(values) {
-            guard Date() < deadline else { throw TestFailure("timed out after \(timeout) s waiting for \(what); last: \(values)") }
-            usleep(100_000)
-            values = try show(unit, properties)
-        }
-        return values
+        try eventually(what, timeout: .seconds(timeout), interval: .milliseconds(100), { try show(unit, properties) }, until: condition)
     }
 
     /// The unit's journal entries as JSON objects.
