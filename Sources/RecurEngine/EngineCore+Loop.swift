@@ -127,7 +127,8 @@ extension EngineCore {
     /// Removes streams idle for longer than the timeout, telling their subscribers. Under the lock.
     private func sweep(at now: Moment) {
         guard let timeout = options.idleTimeout else { return }
-        for record in registry.idle(before: now.uptime - timeout) {
+        for record in registry.idle(before: now.uptime - timeout)
+        where record.subscribers.isDisjoint(with: options.clientsExemptFromExpiry) {
             if store != nil {
                 moveToStore(record)  // nothing is lost: no notice
                 continue

@@ -75,8 +75,11 @@ struct Recurd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Streams kept in memory at most; beyond this the least recently used idle one is evicted: dropped, its clients told, or with --state-dir moved to the state directory until its next request.", valueName: "n"))
     var maxStreams = EngineOptions().maxResidentStreams
 
-    @Option(help: ArgumentHelp("Expire a stream after this many seconds without activity: dropped, its clients told, or with --state-dir moved to the state directory until its next request; 0 never expires.", valueName: "seconds"))
+    @Option(help: ArgumentHelp("Expire a socket client's stream after this many seconds without activity: dropped, its clients told, or with --state-dir moved to the state directory until its next request; 0 never expires. --stdin streams live as long as their input, unless --expire-stdin-streams.", valueName: "seconds"))
     var idleTimeout: Double = EngineOptions().idleTimeout ?? 0
+
+    @Flag(help: "--idle-timeout expires --stdin streams too (by default a stdin stream keeps its state however long the input is quiet).")
+    var expireStdinStreams = false
 
     @Option(help: ArgumentHelp("Keep streams durably in this directory (created 0700 if missing): token log, checkpoints, evicted streams. Without it streams live in memory only.", valueName: "dir"))
     var stateDir: String?
@@ -129,6 +132,7 @@ struct Recurd: AsyncParsableCommand {
         if !stdin {
             if format != nil { throw ValidationError("--format applies to --stdin output only; add --stdin") }
             if keyField { throw ValidationError("--key-field applies to --stdin input only; add --stdin") }
+            if expireStdinStreams { throw ValidationError("--expire-stdin-streams applies to --stdin streams only; add --stdin") }
         }
         let maxTopK = EngineOptions().maxTopK
         if !(0...maxTopK).contains(topK) {
@@ -159,6 +163,19 @@ struct Recurd: AsyncParsableCommand {
         }
         if let replayHistory, replayHistory < 0 {
             throw ValidationError("--replay-history must be 0 or more tokens, got \(replayHistory)")
+        }
+        if stateDir != nil {
+            // Flags that would change nothing in the chosen mode are refused, as they are without --state-dir.
+            let mode = durability ?? .strict
+            if syncInterval != nil, mode != .batched {
+                throw ValidationError("--sync-interval applies to --durability batched only (this is \(mode.rawValue)\(durability == nil ? ", the default" : "")); add --durability batched")
+            }
+            if replayHistory != nil, mode == .off {
+                throw ValidationError("--replay-history needs the token log, which --durability off does not keep; use --durability strict or batched")
+            }
+        }
+        if expireStdinStreams, idleTimeout == 0 {
+            throw ValidationError("--expire-stdin-streams needs an --idle-timeout above 0 (0 never expires)")
         }
         if maxStreamsPerUser < 0 {
             throw ValidationError("--max-streams-per-user must be 0 (no limit) or more, got \(maxStreamsPerUser)")
@@ -254,6 +271,7 @@ struct Recurd: AsyncParsableCommand {
         configuration.stdin = stdin
         configuration.format = format ?? .json
         configuration.keyField = keyField
+        configuration.expireStdinStreams = expireStdinStreams
         configuration.maxLineLength = maxLine.bytes
         configuration.maxConnections = maxConnections
         configuration.engine = engine

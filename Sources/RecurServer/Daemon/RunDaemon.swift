@@ -28,7 +28,11 @@ public func runDaemon(configuration: RecurdConfiguration, model: Model, logger: 
     }
     // Closed last: the engine's shutdown hands it a checkpoint of every stream first.
     defer { store?.close() }
-    let engine = StreamEngine(model: model, options: configuration.engine, store: store)
+    var engineOptions = configuration.engine
+    if configuration.stdin, !configuration.expireStdinStreams {
+        engineOptions.clientsExemptFromExpiry.insert(StdinPipeline.client)
+    }
+    let engine = StreamEngine(model: model, options: engineOptions, store: store)
     let notices = NoticeRouter(logger: logger)
     notices.install(on: engine)
     let serving = configuration.socketPath != nil || configuration.listeningDescriptor != nil
