@@ -7,14 +7,16 @@ import Glibc
 import Darwin
 #endif
 
-/// A stream's counters, as `info` reports them or as the pipeline counts its own events.
+/// A stream's counters, as `info` reports them or as the pipeline counts events.
 struct StreamTally: Sendable, Equatable {
     var tokens = 0
     var scored = 0
     /// Sum of -log p over scored tokens (nats).
     var nats = 0.0
+    /// When the stream was created (from `info`; nil for counted events).
+    var created: Double?
 
-    /// Nothing absorbed (a new stream, or one that restarted from the zero state).
+    /// Nothing absorbed.
     static let zero = StreamTally()
 
     /// The counters of `info` (since the stream was created or last reset).
@@ -22,6 +24,7 @@ struct StreamTally: Sendable, Equatable {
         tokens = info.offset
         scored = info.scoredTokens
         nats = (info.meanLoss ?? 0) * Double(info.scoredTokens)
+        created = info.created
     }
 
     init() {}
@@ -37,10 +40,23 @@ struct StreamTally: Sendable, Equatable {
         }
     }
 
-    /// What the stream absorbed between `earlier` and `self`; `self` alone when it is behind
-    /// `earlier` (it restarted in between).
+    /// Adds another tally's counts.
+    mutating func add(_ other: StreamTally) {
+        tokens += other.tokens
+        scored += other.scored
+        nats += other.nats
+    }
+
+    /// What the stream absorbed between `earlier` and `self`: the difference, or all of
+    /// `self` when the stream restarted in between (re-created, or reset: fewer tokens).
+    /// An `earlier` without a creation time (the stream did not exist yet) compares counts only.
     func since(_ earlier: StreamTally) -> StreamTally {
-        guard tokens >= earlier.tokens, scored >= earlier.scored else { return self }
+        let sameStream = earlier.created == nil || created == earlier.created
+        guard sameStream, tokens >= earlier.tokens, scored >= earlier.scored else {
+            var all = self
+            all.created = nil
+            return all
+        }
         var delta = StreamTally()
         delta.tokens = tokens - earlier.tokens
         delta.scored = scored - earlier.scored

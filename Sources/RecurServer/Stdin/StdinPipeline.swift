@@ -41,9 +41,6 @@ public final class StdinPipeline: Service {
     let encoder: ReplyEncoder
     let tsv: TSVFormatter
     let tokenizer: Tokenizer
-    /// Per stream the pipeline fed: its counters when the pipeline first fed it, or zero
-    /// since it restarted (reset, ended, expired or evicted: the notice says so).
-    private let baselines = Locked<[String: StreamTally]>([:])
 
     /// Reads the process's stdin, writes events to stdout and the summary to stderr.
     /// - Parameter notices: the router installed on `engine`; notices about the pipeline's
@@ -69,10 +66,15 @@ public final class StdinPipeline: Service {
         tokenizer = Tokenizer(engine.model.vocabulary)
     }
 
-    /// One stream's input side: its tokenizer and what the pipeline's own events counted.
+    /// One stream's input side: its tokenizer, and the counts for the summary.
     private struct StreamInput {
         var encoder: IncrementalEncoder
-        var absorbed = StreamTally()
+        /// What the pipeline's own feeds absorbed.
+        var own = StreamTally()
+        /// What other clients (socket connections) fed the stream between the pipeline's feeds.
+        var others = StreamTally()
+        /// The stream's counters as the pipeline last knew them; nil before its first feed.
+        var lastSeen: StreamTally?
     }
 
     /// What `pump` keeps between chunks.
@@ -97,7 +99,7 @@ public final class StdinPipeline: Service {
             } onGracefulShutdown: { [input] in
                 input.stop()
             }
-            let summary = await summarize(state)
+            let summary = await summarize(&state)
             notices.close(Self.client)
             for line in summary.lines { try await say(line) }
         }
@@ -187,7 +189,7 @@ public final class StdinPipeline: Service {
     /// Feeds tokens and prints their events.
     private func feed(stream: String, tokens: [Int32], _ state: inout PumpState) async throws {
         guard !tokens.isEmpty else { return }
-        try await noteBaseline(of: stream)
+        await observe(stream, &state)
         var start = 0
         while start < tokens.count {
             let end = min(start + Self.tokensPerFeed, tokens.count)
@@ -205,18 +207,26 @@ public final class StdinPipeline: Service {
                 continue
             }
             start = end
-            state.streams[stream]?.absorbed.add(events)
+            state.streams[stream]?.own.add(events)
+            state.streams[stream]?.lastSeen?.add(events)
             try await write(events, stream: stream)
         }
     }
 
-    /// Remembers what the stream held before the pipeline first fed it, so that the summary
-    /// counts only what was absorbed since.
-    private func noteBaseline(of stream: String) async throws {
-        guard baselines.withLock({ $0[stream] }) == nil else { return }
-        var tally = StreamTally.zero
-        if let info = try? await engine.info(stream: stream) { tally = StreamTally(info) }
-        baselines.withLock { if $0[stream] == nil { $0[stream] = tally } }
+    /// Counts what other clients fed the stream since the pipeline last saw it (all of it
+    /// when the stream restarted: expired, ended or reset), so the summary includes it.
+    private func observe(_ stream: String, _ state: inout PumpState) async {
+        guard state.streams[stream] != nil else { return }
+        let now: StreamTally
+        do {
+            now = StreamTally(try await engine.info(stream: stream))
+        } catch .unknownStream {
+            now = .zero
+        } catch {
+            return  // shutting down: nothing more will change
+        }
+        if let last = state.streams[stream]!.lastSeen { state.streams[stream]!.others.add(now.since(last)) }
+        state.streams[stream]!.lastSeen = now
     }
 
     private func write(_ events: [TokenEvent], stream: String) async throws {
@@ -233,26 +243,17 @@ public final class StdinPipeline: Service {
         try await output.write(buffer)
     }
 
-    /// The streams' counters now, less what they held before the pipeline fed them: the
-    /// pipeline's own count when nobody else fed them, else the engine's.
-    private func summarize(_ state: PumpState) async -> PipelineSummary {
+    /// What the pipeline's streams absorbed while it ran: its own feeds, and what socket
+    /// clients fed the same streams meanwhile.
+    private func summarize(_ state: inout PumpState) async -> PipelineSummary {
         var summary = PipelineSummary()
         summary.skipped = state.skipped
         summary.refused = state.refused
         summary.skippedUnit = tokenizer.vocabulary.kind == .word ? "word" : "character"
-        let baselines = baselines.withLock { $0 }
-        for stream in state.order {
-            guard let own = state.streams[stream]?.absorbed, let baseline = baselines[stream] else { continue }
-            var tally = own
-            do {
-                let absorbed = StreamTally(try await engine.info(stream: stream)).since(baseline)
-                if absorbed.tokens != own.tokens { tally = absorbed }
-            } catch .unknownStream {
-                // Ended by another client since: nothing of it is left to count.
-                tally = .zero
-            } catch {
-                // Shutting down: the pipeline's own count is all there is.
-            }
+        for stream in state.order where state.streams[stream]?.lastSeen != nil {
+            await observe(stream, &state)
+            var tally = state.streams[stream]!.own
+            tally.add(state.streams[stream]!.others)
             summary.add(stream: tally)
         }
         return summary
@@ -260,8 +261,6 @@ public final class StdinPipeline: Service {
 
     private func printNotices(_ mailbox: AsyncStream<StreamNotice>) async throws {
         for await notice in mailbox {
-            // The stream restarts from the zero state: count it from there.
-            baselines.withLock { if $0[notice.stream] != nil { $0[notice.stream] = .zero } }
             switch configuration.format {
             case .json:
                 var buffer = ByteBuffer()
