@@ -27,9 +27,19 @@ final class FlagErrorTests: XCTestCase {
         let model = directory.appendingPathComponent("junk.safetensors")
         try Data("this is not a safetensors file at all".utf8).write(to: model)
         let result = try runRecurd(["--model", model.path, "--socket", directory.appendingPathComponent("s").path], in: directory)
-        assertCleanError(result, mentions: ["cannot load the model", "junk.safetensors"])
+        assertCleanError(result, mentions: ["cannot load the model", "junk.safetensors",
+                                            "not a safetensors model file", "it begins with text, 'this is not a sa'"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: directory.appendingPathComponent("s").path),
                        "no socket is created for a model that cannot load")
+    }
+
+    func testRecurd_withATextFileOrADirectoryAsTheModel_saysItIsNotAModelFile() throws {
+        let directory = try makeWorkDirectory(self)
+        let text = try runRecurd(["--model", Repository.hamlet.path, "--stdin"], in: directory)
+        assertCleanError(text, mentions: ["hamlet.txt", "not a safetensors model file"])
+        XCTAssertFalse(text.stderr.contains("exceeds the limit"), text.stderr)
+        let folder = try runRecurd(["--model", directory.path, "--stdin"], in: directory)
+        assertCleanError(folder, mentions: ["is a directory, not a safetensors model file"])
     }
 
     func testRecurd_withOutOfRangeValues_namesTheFlag() throws {
