@@ -203,7 +203,7 @@ extension EngineCore {
     /// Counts the step, advances each row's stream and job, and retires streams whose head job
     /// needs no more rows. Under the lock.
     private func commitRows() {
-        var absorbed = 0
+        var absorbed = 0, replayed = 0
         for row in rows where row.job.prediction == nil {
             let record = row.record, job = row.job
             record.offset += 1
@@ -212,11 +212,13 @@ extension EngineCore {
                 record.lossSum -= Double(lp)
             }
             job.cursor += 1
-            absorbed += 1
+            // A restore replays tokens counted when they were fed.
+            if case .restore = job.kind { replayed += 1 } else { absorbed += 1 }
         }
         stepsTaken += 1
         rowsStepped += rows.count
         tokensAbsorbed += absorbed
+        tokensReplayed += replayed
         meter.add(absorbed, at: ProcessInfo.processInfo.systemUptime - startUptime)
         var kept = 0
         for i in active.indices {

@@ -44,6 +44,7 @@ final class EngineCore: @unchecked Sendable {
     /// (lock) Streams moved to the store (eviction, expiry) and brought back.
     var streamsStored = 0
     var streamsRestored = 0
+    var tokensReplayed = 0
     var stepsTaken = 0
     var rowsStepped = 0
     var meter = ThroughputMeter()
@@ -185,7 +186,7 @@ final class EngineCore: @unchecked Sendable {
     private func checkQueue(of record: StreamRecord) throws(EngineError) {
         let limit = options.maxQueuedJobsPerStream
         guard record.jobs.count < limit else {
-            throw .busy("stream \(EngineError.quoted(record.name)) already has \(limit) requests waiting; wait for their replies before sending more")
+            throw .busy("stream \(EngineError.quoted(record.name)) already has \(limit) request\(limit == 1 ? "" : "s") waiting; wait for their replies before sending more")
         }
     }
 
@@ -194,7 +195,7 @@ final class EngineCore: @unchecked Sendable {
     private func createStream(_ name: String, for caller: Caller, at now: Moment,
                               keeping kept: StreamRecord? = nil) throws(EngineError) -> StreamRecord {
         if let limit = options.maxStreamsPerUser, !caller.exemptFromLimits, registry.count(ownedBy: caller.uid) >= limit {
-            throw .quotaExceeded("uid \(caller.uid) already has \(limit) streams, the most one user may have; end some before creating more")
+            throw .quotaExceeded("uid \(caller.uid) already has \(limit) stream\(limit == 1 ? "" : "s"), the most one user may have; end \(limit == 1 ? "it" : "some") before creating more")
         }
         if registry.count >= options.maxResidentStreams {
             guard let victim = registry.leastRecentlyActiveIdle(except: kept) else {
@@ -290,6 +291,7 @@ final class EngineCore: @unchecked Sendable {
             stats.storedStreams = store.storedStreamCount
             stats.streamsMovedToStore = streamsStored
             stats.streamsRestored = streamsRestored
+            stats.tokensReplayed = tokensReplayed
         }
         return stats
     }

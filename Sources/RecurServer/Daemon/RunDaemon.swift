@@ -24,7 +24,7 @@ public func runDaemon(configuration: RecurdConfiguration, model: Model, logger: 
             throw ConfigurationError("\(error)")
         }
         let count = store!.currentStatistics().streams
-        logger.info("state store \(directory): \(count) streams, durability \(configuration.store.durability.rawValue), model \(fingerprint.modelHex)")
+        logger.info("state store \(directory): \(count) stream\(count == 1 ? "" : "s"), durability \(configuration.store.durability.rawValue), model \(fingerprint.modelHex)")
     }
     // Closed last: the engine's shutdown hands it a checkpoint of every stream first.
     defer { store?.close() }

@@ -159,6 +159,7 @@ struct ReplyEncoder: Sendable {
             buffer.writeJSONMember("stored_streams", int: stored)
             buffer.writeJSONMember("moved_to_store", int: stats.streamsMovedToStore)
             buffer.writeJSONMember("restored", int: stats.streamsRestored)
+            buffer.writeJSONMember("replayed_tokens", int: stats.tokensReplayed)
         }
         close(into: &buffer)
     }
