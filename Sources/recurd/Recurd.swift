@@ -34,7 +34,8 @@ struct Recurd: AsyncParsableCommand {
             needs no --socket.
 
             Without --state-dir, streams live in memory only: a restart loses them, and \
-            streams beyond --max-streams or --idle-timeout are dropped (their clients are told). \
+            streams beyond --max-streams or --idle-timeout are dropped (their clients are told; \
+            --idle-timeout does not apply to --stdin streams, which live as long as their input). \
             With --state-dir DIR (created 0700; files 0600), streams are durable: feeds are \
             logged before any event acknowledges them, every stream is checkpointed every \
             --checkpoint-interval tokens and at a graceful stop, evicted and expired streams \
@@ -90,10 +91,10 @@ struct Recurd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("With --state-dir: checkpoint a stream after this many tokens, which bounds what recovery replays per stream (default: \(EngineOptions().checkpointInterval)).", valueName: "tokens"))
     var checkpointInterval: Int?
 
-    @Option(help: ArgumentHelp("With --durability batched: seconds between fsyncs of the log (default: 1).", valueName: "seconds"))
+    @Option(help: ArgumentHelp("With --durability batched (only): seconds between fsyncs of the log (default: 1).", valueName: "seconds"))
     var syncInterval: Double?
 
-    @Option(help: ArgumentHelp("With --state-dir: keep a stream's whole token log while it has absorbed at most this many tokens, so that a model change can rebuild it by replay (beyond, it is reset, with a notice) (default: \(StateStore.Options().replayHistory)).", valueName: "tokens"))
+    @Option(help: ArgumentHelp("With --state-dir: keep a stream's whole token log while it has absorbed at most this many tokens, so that a model change can rebuild it by replay (beyond, it is reset, with a notice); not with --durability off, which keeps no log (default: \(StateStore.Options().replayHistory)).", valueName: "tokens"))
     var replayHistory: Int?
 
     @Option(help: ArgumentHelp("Members of this group, like root, see and may use every user's streams and are exempt from the per-user limits.", valueName: "group"))

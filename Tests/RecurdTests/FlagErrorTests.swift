@@ -138,6 +138,28 @@ final class StateDirectoryFlagTests: XCTestCase {
         }
     }
 
+    /// A flag that would change nothing in the chosen durability mode is refused with a
+    /// sentence, as the durability flags are without --state-dir.
+    func testRecurd_durabilityFlagsThatDoNothingInTheChosenMode_sayWhichModeTheyNeed() throws {
+        let directory = try makeWorkDirectory(self)
+        let state = directory.appendingPathComponent("state").path
+        let cases: [([String], [String])] = [
+            (["--durability", "off", "--sync-interval", "2"], ["--sync-interval", "--durability batched", "off"]),
+            (["--durability", "strict", "--sync-interval", "2"], ["--sync-interval", "--durability batched", "strict"]),
+            (["--sync-interval", "2"], ["--sync-interval", "--durability batched", "the default"]),
+            (["--durability", "off", "--replay-history", "10"], ["--replay-history", "--durability off"]),
+        ]
+        for (flags, fragments) in cases {
+            let result = try runRecurd(["--model", Repository.shakespeareModel.path, "--stdin", "--state-dir", state] + flags,
+                                       in: directory, stdin: Data())
+            assertCleanError(result, mentions: fragments)
+        }
+        let fine = try runRecurd(["--model", Repository.shakespeareModel.path, "--stdin", "--state-dir", state,
+                                  "--durability", "batched", "--sync-interval", "2", "--log-level", "warning"],
+                                 in: directory, stdin: Data("to be".utf8))
+        XCTAssertEqual(fine.status, 0, fine.stderr)
+    }
+
     func testRecurd_stateDirThatIsAFile_failsWithOneLine() throws {
         let directory = try makeWorkDirectory(self)
         let file = directory.appendingPathComponent("not-a-dir")
