@@ -22,6 +22,21 @@ import socket
 import sys
 
 
+def printable(text):
+    """`text` safe for a terminal: control characters (escape sequences, NULs, a carriage
+    return) and undecodable bytes (U+FFFD) as \\xNN or \\uNNNN escapes; tabs stay."""
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch == "\t" or (code >= 0x20 and code != 0x7F and not 0x80 <= code <= 0x9F and code != 0xFFFD):
+            out.append(ch)
+        elif code == 0xFFFD:
+            out.append("\\uFFFD")
+        else:
+            out.append(f"\\x{code:02X}")
+    return "".join(out)
+
+
 class Recurd:
     """One connection to the daemon, reading its replies a line at a time."""
 
@@ -92,7 +107,7 @@ def main():
         if not scored:
             continue
         surprisal = -sum(scored) / len(scored)
-        shown = text.rstrip("\n")
+        shown = printable(text.rstrip("\n"))
         print(f"{surprisal:7.3f}\t{shown}", flush=True)
         if args.top > 0:
             item = (surprisal, number, shown)
@@ -107,4 +122,12 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as a pipeline stage should. Python
+        # would complain again flushing stdout at exit, so point stdout at /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)  # 128 + SIGPIPE, what a C program killed by the broken pipe reports
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -130,7 +130,8 @@ extension EngineCore {
     /// Removes streams idle for longer than the timeout, telling their subscribers. Under the lock.
     private func sweep(at now: Moment) {
         guard let timeout = options.idleTimeout else { return }
-        for record in registry.idle(before: now.uptime - timeout) {
+        for record in registry.idle(before: now.uptime - timeout)
+        where record.subscribers.isDisjoint(with: options.clientsExemptFromExpiry) {
             if store != nil {
                 moveToStore(record)  // nothing is lost: no notice
                 continue
@@ -208,7 +209,7 @@ extension EngineCore {
     /// Counts the step, advances each row's stream and job, and retires streams whose head job
     /// needs no more rows. Under the lock.
     private func commitRows() {
-        var absorbed = 0
+        var absorbed = 0, replayed = 0
         for row in rows {
             guard case .feed(let run) = row.run else { continue }
             let record = row.record
@@ -218,11 +219,13 @@ extension EngineCore {
                 record.lossSum -= Double(lp)
             }
             run.cursor += 1
-            absorbed += 1
+            // A restore's silent replay steps tokens counted when they were fed.
+            if run.silent { replayed += 1 } else { absorbed += 1 }
         }
         stepsTaken += 1
         rowsStepped += rows.count
         tokensAbsorbed += absorbed
+        tokensReplayed += replayed
         meter.add(absorbed, at: ProcessInfo.processInfo.systemUptime - startUptime)
         var kept = 0
         for i in active.indices {

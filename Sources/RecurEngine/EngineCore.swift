@@ -45,6 +45,7 @@ final class EngineCore: @unchecked Sendable {
     var streamsStored = 0
     var failedMovesToStore = 0
     var streamsRestored = 0
+    var tokensReplayed = 0
     var stepsTaken = 0
     var rowsStepped = 0
     var meter = ThroughputMeter()
@@ -214,14 +215,14 @@ final class EngineCore: @unchecked Sendable {
     private func checkQueue(of record: StreamRecord) throws(EngineError) {
         let limit = options.maxQueuedJobsPerStream
         guard record.jobs.count < limit else {
-            throw .busy("stream \(EngineError.quoted(record.name)) already has \(limit) requests waiting; wait for their replies before sending more")
+            throw .busy("stream \(EngineError.quoted(record.name)) already has \(limit) request\(limit == 1 ? "" : "s") waiting; wait for their replies before sending more")
         }
     }
 
     /// Fails with `quotaExceeded` when `caller` may not own one more resident stream.
     func checkQuota(of caller: Caller) throws(EngineError) {
         if let limit = options.maxStreamsPerUser, !caller.exemptFromLimits, registry.count(ownedBy: caller.uid) >= limit {
-            throw .quotaExceeded("uid \(caller.uid) already has \(limit) streams, the most one user may have; end some before creating more")
+            throw .quotaExceeded("uid \(caller.uid) already has \(limit) stream\(limit == 1 ? "" : "s"), the most one user may have; end \(limit == 1 ? "it" : "some") before creating more")
         }
     }
 
@@ -368,6 +369,7 @@ final class EngineCore: @unchecked Sendable {
             stats.streamsRestored = streamsRestored
             stats.streamsOverBound = max(0, registry.count - options.maxResidentStreams)
             stats.failedMovesToStore = failedMovesToStore
+            stats.tokensReplayed = tokensReplayed
         }
         return stats
     }

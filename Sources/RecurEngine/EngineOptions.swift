@@ -16,6 +16,9 @@ public struct EngineOptions: Sendable {
     public var maxStreamsPerUser: Int? = nil
     /// Seconds without activity after which an idle stream is dropped, with a notice; nil = never.
     public var idleTimeout: Double? = 3600
+    /// Streams that one of these clients uses never expire, however long they are idle
+    /// (recurd's stdin pipeline: a stream lives as long as its input). Eviction still applies.
+    public var clientsExemptFromExpiry: Set<ClientID> = []
     /// A feed's tokens are logged (when the store logs tokens) and stepped in segments of at most
     /// this many tokens, so a durable log never holds back more than one segment.
     public var maxTokensPerFeedJob = 256

@@ -2,7 +2,8 @@
 public struct EngineStats: Sendable, Equatable {
     /// Resident streams.
     public var streams: Int
-    /// Tokens absorbed since start (feeds only; predictions are not absorbed).
+    /// Tokens absorbed since start (feeds only: neither predictions nor tokens replayed to
+    /// restore a stream from the store, which were counted when they were fed).
     public var tokens: Int
     /// Tokens absorbed per second over the last ~10 s.
     public var tokensPerSecond: Double
@@ -21,6 +22,8 @@ public struct EngineStats: Sendable, Equatable {
     /// because the store could not take them (a full disk), and such failed moves since start.
     public var streamsOverBound = 0
     public var failedMovesToStore = 0
+    /// With a store: logged tokens stepped again to restore streams since start.
+    public var tokensReplayed = 0
 
     /// Memberwise, for tests and for servers that relay stats.
     public init(streams: Int, tokens: Int, tokensPerSecond: Double, steps: Int, meanBatch: Double, uptime: Double) {

@@ -36,7 +36,8 @@ struct Recurd: AsyncParsableCommand {
             error and serves as soon as the file loads (tried when it changes, and on SIGHUP).
 
             Without --state-dir, streams live in memory only: a restart loses them, and \
-            streams beyond --max-streams or --idle-timeout are dropped (their clients are told). \
+            streams beyond --max-streams or --idle-timeout are dropped (their clients are told; \
+            --idle-timeout does not apply to --stdin streams, which live as long as their input). \
             With --state-dir DIR (created 0700; files 0600), streams are durable: feeds are \
             logged before any event acknowledges them, every stream is checkpointed every \
             --checkpoint-interval tokens and at a graceful stop, evicted and expired streams \
@@ -80,8 +81,11 @@ struct Recurd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Streams kept in memory at most; beyond this the least recently used idle one is evicted: dropped, its clients told, or with --state-dir moved to the state directory until its next request.", valueName: "n"))
     var maxStreams = EngineOptions().maxResidentStreams
 
-    @Option(help: ArgumentHelp("Expire a stream after this many seconds without activity: dropped, its clients told, or with --state-dir moved to the state directory until its next request; 0 never expires.", valueName: "seconds"))
+    @Option(help: ArgumentHelp("Expire a socket client's stream after this many seconds without activity: dropped, its clients told, or with --state-dir moved to the state directory until its next request; 0 never expires. --stdin streams live as long as their input, unless --expire-stdin-streams.", valueName: "seconds"))
     var idleTimeout: Double = EngineOptions().idleTimeout ?? 0
+
+    @Flag(help: "--idle-timeout expires --stdin streams too (by default a stdin stream keeps its state however long the input is quiet).")
+    var expireStdinStreams = false
 
     @Option(help: ArgumentHelp("Keep streams durably in this directory (created 0700 if missing): token log, checkpoints, evicted streams. It must be this user's, not a symlink and writable by no one else (docs/OPERATIONS.md, Security model). Without it streams live in memory only.", valueName: "dir"))
     var stateDir: String?
@@ -92,10 +96,10 @@ struct Recurd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("With --state-dir: checkpoint a stream after this many tokens, which bounds what recovery replays per stream (default: \(EngineOptions().checkpointInterval)).", valueName: "tokens"))
     var checkpointInterval: Int?
 
-    @Option(help: ArgumentHelp("With --durability batched: seconds between fsyncs of the log (default: 1).", valueName: "seconds"))
+    @Option(help: ArgumentHelp("With --durability batched (only): seconds between fsyncs of the log (default: 1).", valueName: "seconds"))
     var syncInterval: Double?
 
-    @Option(help: ArgumentHelp("With --state-dir: keep a stream's whole token log while it has absorbed at most this many tokens, so that a model change can rebuild it by replay (beyond, it is reset, with a notice) (default: \(StateStore.Options().replayHistory)).", valueName: "tokens"))
+    @Option(help: ArgumentHelp("With --state-dir: keep a stream's whole token log while it has absorbed at most this many tokens, so that a model change can rebuild it by replay (beyond, it is reset, with a notice); not with --durability off, which keeps no log (default: \(StateStore.Options().replayHistory)).", valueName: "tokens"))
     var replayHistory: Int?
 
     @Option(help: ArgumentHelp("Members of this group, like root, see and may use every user's streams and are exempt from the per-user limits.", valueName: "group"))
@@ -134,6 +138,7 @@ struct Recurd: AsyncParsableCommand {
         if !stdin {
             if format != nil { throw ValidationError("--format applies to --stdin output only; add --stdin") }
             if keyField { throw ValidationError("--key-field applies to --stdin input only; add --stdin") }
+            if expireStdinStreams { throw ValidationError("--expire-stdin-streams applies to --stdin streams only; add --stdin") }
         }
         let maxTopK = EngineOptions().maxTopK
         if !(0...maxTopK).contains(topK) {
@@ -167,6 +172,19 @@ struct Recurd: AsyncParsableCommand {
         }
         if let replayHistory, replayHistory < 0 {
             throw ValidationError("--replay-history must be 0 or more tokens, got \(replayHistory)")
+        }
+        if stateDir != nil {
+            // Flags that would change nothing in the chosen mode are refused, as they are without --state-dir.
+            let mode = durability ?? .strict
+            if syncInterval != nil, mode != .batched {
+                throw ValidationError("--sync-interval applies to --durability batched only (this is \(mode.rawValue)\(durability == nil ? ", the default" : "")); add --durability batched")
+            }
+            if replayHistory != nil, mode == .off {
+                throw ValidationError("--replay-history needs the token log, which --durability off does not keep; use --durability strict or batched")
+            }
+        }
+        if expireStdinStreams, idleTimeout == 0 {
+            throw ValidationError("--expire-stdin-streams needs an --idle-timeout above 0 (0 never expires)")
         }
         if maxStreamsPerUser < 0 {
             throw ValidationError("--max-streams-per-user must be 0 (no limit) or more, got \(maxStreamsPerUser)")
@@ -260,6 +278,7 @@ struct Recurd: AsyncParsableCommand {
         configuration.stdin = stdin
         configuration.format = format ?? .json
         configuration.keyField = keyField
+        configuration.expireStdinStreams = expireStdinStreams
         configuration.maxLineLength = maxLine.bytes
         configuration.maxConnections = maxConnections
         configuration.maxQueuedBytes = maxQueuedBytes.bytes

@@ -56,7 +56,9 @@ struct SystemdObserver: DaemonObserver {
     static func status(_ daemon: DaemonHandle, lastReload: LastReload) async -> String {
         let stats = await daemon.engine.stats()
         let rate = (stats.tokensPerSecond * 10).rounded() / 10
-        var line = "serving \(stats.streams) streams, \(rate) tokens/s, \(daemon.openConnections) connections, \(stats.tokens) tokens since start"
+        let connections = daemon.openConnections
+        var line = "serving \(stats.streams) stream\(stats.streams == 1 ? "" : "s"), \(rate) tokens/s, "
+            + "\(connections) connection\(connections == 1 ? "" : "s"), \(stats.tokens) token\(stats.tokens == 1 ? "" : "s") since start"
         if let reload = lastReload.summary { line += "; \(reload)" }
         return line
     }

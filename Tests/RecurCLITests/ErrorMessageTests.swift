@@ -27,11 +27,40 @@ final class ErrorMessageTests: XCTestCase {
         for name in ["truncated.safetensors", "text.safetensors", "flipped.safetensors"] {
             for command in [["inspect", name], ["sample", name], ["eval", name, "-"]] {
                 assertCleanError(try Recur.run(command, in: dir, stdin: Data("abc".utf8)),
-                                 mentions: [name, "not a usable recur model"])
+                                 mentions: ["invalid model file '\(name)'"])
             }
+        }
+        for name in ["truncated.safetensors", "text.safetensors"] {
+            assertCleanError(try Recur.run(["inspect", name], in: dir), mentions: ["not a", "safetensors model file"])
         }
         assertCleanError(try Recur.run(["train", "c.txt", "--out", "m.safetensors", "--resume", "text.safetensors"], in: dir),
                          mentions: ["c.txt"])  // the corpus is read first
+    }
+
+    /// Whatever is given as the model, a file that is not a safetensors file at all says so,
+    /// in every command, instead of reading its first bytes as a header length.
+    func test_filesThatAreNotModels_sayTheyAreNotSafetensorsModelFiles() throws {
+        let dir = try makeWorkDirectory(self)
+        let good = try Data(contentsOf: TrainedFixture.get().model)
+        let files: [(String, Data, String)] = [
+            ("hamlet.txt", Data("First Citizen:\nBefore we proceed any further, hear me speak.\n".utf8), "it begins with text, 'First Citizen:\\nB'"),
+            ("empty.safetensors", Data(), "it is empty"),
+            ("tiny.safetensors", Data([1, 2, 3]), "only 3 bytes long"),
+            ("binary.bin", Data((0..<64).map { UInt8(($0 * 37) % 256) }), "does not begin with a safetensors header"),
+            ("header-cut.safetensors", good.prefix(100), "not a complete safetensors model file"),
+            ("data-cut.safetensors", good.prefix(good.count - 10), "is it truncated?"),
+        ]
+        for (name, bytes, reason) in files {
+            try bytes.write(to: dir.appendingPathComponent(name))
+            for command in [["eval", name, "-"], ["inspect", name], ["sample", name]] {
+                let result = try Recur.run(command, in: dir, stdin: Data("abc".utf8))
+                assertCleanError(result, mentions: ["invalid model file '\(name)'", reason])
+                XCTAssertFalse(result.stderr.contains("header length 7"), result.stderr)
+            }
+        }
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("models"), withIntermediateDirectories: true)
+        assertCleanError(try Recur.run(["eval", "models", "-"], in: dir, stdin: Data("abc".utf8)),
+                         mentions: ["'models' is a directory, not a safetensors model file"])
     }
 
     func test_invalidOptions_explainTheRule() throws {

@@ -4,6 +4,25 @@ import RecurTestSupport
 import XCTest
 
 final class TrainCommandTests: XCTestCase {
+    /// README.md and `recur train --help` name the files training writes beside the model
+    /// exactly as training names them.
+    func test_readmeAndHelp_nameTheMetricsAndCheckpointFilesTrainingWrites() throws {
+        let fixture = try TrainedFixture.get()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+            .replacingOccurrences(of: "\n", with: " ")
+        XCTAssertTrue(readme.contains("`recur train --out model.safetensors` writes `model.safetensors.metrics.jsonl`"), "README")
+        XCTAssertTrue(readme.contains("`model.safetensors.optim.safetensors`"), "README")
+        for name in ["model.safetensors.metrics.jsonl", "model.safetensors.optim.safetensors"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: fixture.directory.appendingPathComponent(name).path), name)
+        }
+        let help = try Recur.run(["train", "--help"], in: fixture.directory)
+        let text = (help.stdout + help.stderr).replacingOccurrences(of: "\n", with: " ")
+            .split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
+        XCTAssertTrue(text.contains("--out m.safetensors: m.safetensors.metrics.jsonl"), text)
+        XCTAssertTrue(text.contains("not counted in --time-limit"), text)
+    }
+
     func test_train_withoutHorizon_trainsOneEpochAndWritesModelMetricsAndCheckpoint() throws {
         let fixture = try TrainedFixture.get()
         for name in ["model.safetensors", "model.safetensors.optim.safetensors", "model.safetensors.metrics.jsonl"] {

@@ -139,6 +139,22 @@ final class StdinPipelineTests: XCTestCase {
         XCTAssertTrue(err.contains { $0.contains("U+2211") && $0.contains("skipped") }, "\(err)")
     }
 
+    func testUntokenizableCharacters_areTheOnlyTextSkipped_forEverySplitOfTheInput() throws {
+        // ñ (2 bytes), ∑ (3), 🙂 (4) and the U+FFFD of an invalid byte are not in the alphabet.
+        let bytes = Array("ab ñc\nd∑e🙂".utf8) + [0xFF] + Array("f\n".utf8)
+        let kept = "ab c\nd" + "ef\n"
+        let reference = TestModels.reference(kept, model: TestModels.charLSTM)
+        var splits: [[[UInt8]]] = [bytes.map { [$0] }]
+        for cut in 1..<bytes.count { splits.append([Array(bytes[..<cut]), Array(bytes[cut...])]) }
+        for chunks in splits {
+            let (out, err) = try run(chunks) { $0.format = .tsv }
+            XCTAssertEqual(out.map { Float($0.split(separator: "\t")[2]) }, reference.map(\.logprob), "chunks \(chunks)")
+            XCTAssertEqual(err.filter { $0.contains("skipped character") }.count, 4, "\(chunks): \(err)")
+            XCTAssertTrue(err.contains("recurd: skipped 4 characters that the model's vocabulary lacks"), "\(err)")
+            XCTAssertTrue(err.contains { $0.hasPrefix("recurd: \(kept.count) tokens") }, "\(err)")
+        }
+    }
+
     func testByteModel_takesInvalidUTF8AsPlainBytes() throws {
         let (out, err) = try run([[0x61, 0xFF, 0xC3], [0xA9]], model: TestModels.byteGRU) { $0.format = .tsv }
         XCTAssertEqual(out.map { $0.split(separator: "\t")[1] }, ["a", "\\xFF", "\\xC3", "\\xA9"])

@@ -26,16 +26,44 @@ final class ConnectCommandTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.stderr)
         let rows = result.lines.map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
         XCTAssertEqual(rows.map { $0[0] }, (1...9).map(String.init))
-        XCTAssertEqual(rows.map { $0[1] }, ["T", "o", "␣", "b", "e", ",", "␣", "o", "r"])
+        XCTAssertEqual(rows.map { $0[1] }, ["T", "o", " ", "b", "e", ",", " ", "o", "r"])
         XCTAssertEqual(rows[0][2], "-", "the first token has no prediction")
         XCTAssertNotNil(Double(rows[1][2]), "a log-probability: \(rows[1])")
-        XCTAssertTrue(rows.allSatisfy { $0.count == 4 && $0[3].split(separator: " ").count == 6 },
-                      "three predictions, token and probability each: \(rows)")
+        XCTAssertTrue(rows.allSatisfy { $0.count == 4 && $0[3].split(separator: ",").count == 3 },
+                      "three predictions, token:probability each: \(rows)")
         // A second run continues the named stream.
         let again = try runRecur(["connect", "--socket", daemon.socketPath, "--stream", "r"],
                                  in: daemon.directory, stdin: Data(" not".utf8))
         XCTAssertEqual(again.status, 0, again.stderr)
         XCTAssertEqual(again.lines.map { $0.split(separator: "\t").first.map(String.init) }, ["10", "11", "12", "13"])
+    }
+
+    func testConnect_readableTokens_lookAsRecurdTSVShowsThem_forCharAndByteModels() throws {
+        for model in [Repository.shakespeareModel, Repository.logsModel] {
+            let daemon = try Daemon.start(self, model: model)
+            let text = "To be,\n or not"
+            let connect = try runRecur(["connect", "--socket", daemon.socketPath, "--stream", "c"],
+                                       in: daemon.directory, stdin: Data(text.utf8))
+            XCTAssertEqual(connect.status, 0, connect.stderr)
+            let tsv = try runRecurd(["--model", model.path, "--stdin", "--format", "tsv"], in: daemon.directory, stdin: Data(text.utf8))
+            XCTAssertEqual(tsv.status, 0, tsv.stderr)
+            let column = { (lines: [String]) in lines.map { String($0.split(separator: "\t", omittingEmptySubsequences: false)[1]) } }
+            XCTAssertEqual(column(connect.lines), column(tsv.lines), "\(model.lastPathComponent): the same token column")
+            XCTAssertTrue(column(connect.lines).contains(" "), "a space shows as a space")
+        }
+    }
+
+    func testConnect_json_printsOneReplyPerFeedOfTheInputAndNoEmptyFlushReply() throws {
+        let daemon = try Daemon.start(self)
+        let result = try runRecur(["connect", "--socket", daemon.socketPath, "--stream", "j", "--json"],
+                                  in: daemon.directory, stdin: Data("to be".utf8))
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let messages = try result.lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        let replies = messages.filter { $0["done"] as? Bool == true }
+        XCTAssertEqual(messages.filter(Protocol.isTokenEvent).count, 5)
+        XCTAssertEqual(replies.count, 1, "the end-of-input flush absorbed nothing, so its reply is not printed: \(result.stdout)")
+        XCTAssertEqual(replies.first?["tokens"] as? Int, 5)
+        XCTAssertEqual(messages.last?["done"] as? Bool, true, "the feed's reply comes last")
     }
 
     func testConnect_withoutStream_usesAPrivateStreamFromOffsetOne() throws {

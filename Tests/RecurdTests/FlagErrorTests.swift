@@ -28,9 +28,19 @@ final class FlagErrorTests: XCTestCase {
         let model = directory.appendingPathComponent("junk.safetensors")
         try Data("this is not a safetensors file at all".utf8).write(to: model)
         let result = try runRecurd(["--model", model.path, "--socket", directory.appendingPathComponent("s").path], in: directory)
-        assertCleanError(result, mentions: ["cannot load the model", "junk.safetensors"])
+        assertCleanError(result, mentions: ["cannot load the model", "junk.safetensors",
+                                            "not a safetensors model file", "it begins with text, 'this is not a sa'"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: directory.appendingPathComponent("s").path),
                        "no socket is created for a model that cannot load")
+    }
+
+    func testRecurd_withATextFileOrADirectoryAsTheModel_saysItIsNotAModelFile() throws {
+        let directory = try makeWorkDirectory(self)
+        let text = try runRecurd(["--model", Repository.hamlet.path, "--stdin"], in: directory)
+        assertCleanError(text, mentions: ["hamlet.txt", "not a safetensors model file"])
+        XCTAssertFalse(text.stderr.contains("exceeds the limit"), text.stderr)
+        let folder = try runRecurd(["--model", directory.path, "--stdin"], in: directory)
+        assertCleanError(folder, mentions: ["is a directory, not a safetensors model file"])
     }
 
     func testRecurd_withOutOfRangeValues_namesTheFlag() throws {
@@ -127,6 +137,28 @@ final class StateDirectoryFlagTests: XCTestCase {
                                        in: directory, stdin: Data())
             assertCleanError(result, mentions: fragments)
         }
+    }
+
+    /// A flag that would change nothing in the chosen durability mode is refused with a
+    /// sentence, as the durability flags are without --state-dir.
+    func testRecurd_durabilityFlagsThatDoNothingInTheChosenMode_sayWhichModeTheyNeed() throws {
+        let directory = try makeWorkDirectory(self)
+        let state = directory.appendingPathComponent("state").path
+        let cases: [([String], [String])] = [
+            (["--durability", "off", "--sync-interval", "2"], ["--sync-interval", "--durability batched", "off"]),
+            (["--durability", "strict", "--sync-interval", "2"], ["--sync-interval", "--durability batched", "strict"]),
+            (["--sync-interval", "2"], ["--sync-interval", "--durability batched", "the default"]),
+            (["--durability", "off", "--replay-history", "10"], ["--replay-history", "--durability off"]),
+        ]
+        for (flags, fragments) in cases {
+            let result = try runRecurd(["--model", Repository.shakespeareModel.path, "--stdin", "--state-dir", state] + flags,
+                                       in: directory, stdin: Data())
+            assertCleanError(result, mentions: fragments)
+        }
+        let fine = try runRecurd(["--model", Repository.shakespeareModel.path, "--stdin", "--state-dir", state,
+                                  "--durability", "batched", "--sync-interval", "2", "--log-level", "warning"],
+                                 in: directory, stdin: Data("to be".utf8))
+        XCTAssertEqual(fine.status, 0, fine.stderr)
     }
 
     func testRecurd_stateDirThatIsAFile_failsWithOneLine() throws {

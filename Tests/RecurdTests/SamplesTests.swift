@@ -47,6 +47,26 @@ final class SamplesTests: XCTestCase {
         }
     }
 
+    func testClientPy_binaryInputAndABrokenPipe_printEscapesAndNoTraceback() throws {
+        let daemon = try Daemon.start(self, model: Repository.logsModel)
+        try requirePython(in: daemon.directory)
+        let script = Repository.root.appendingPathComponent("samples/client.py").path
+        let junk = daemon.directory.appendingPathComponent("junk.log")
+        try Data(Array("GET /\u{1B}[2J ok\n".utf8) + [0x00, 0xFF, 0x07, 0x0D] + Array(" done\n".utf8)).write(to: junk)
+        let result = try python([script, "--socket", daemon.socketPath, junk.path], in: daemon.directory)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let shown = result.lines.map { $0.split(separator: "\t", maxSplits: 1).last.map(String.init) ?? "" }
+        XCTAssertEqual(shown, ["GET /\\x1B[2J ok", "\\x00\\uFFFD\\x07\\x0D done"], "control bytes are escaped, not sent to the terminal")
+
+        let lines = daemon.directory.appendingPathComponent("lines.txt")
+        try Data(String(repeating: "GET /index ok\n", count: 60).utf8).write(to: lines)
+        let piped = try ChildProcess(URL(fileURLWithPath: "/bin/sh"),
+                                     ["-c", "python3 \"$0\" --socket \"$1\" \"$2\" | head -n 1", script, daemon.socketPath, lines.path],
+                                     in: daemon.directory, stdin: Data()).wait(timeout: 60)
+        XCTAssertEqual(piped.lines.count, 1)
+        XCTAssertFalse(piped.stderr.contains("Traceback") || piped.stderr.contains("BrokenPipe"), piped.stderr)
+    }
+
     func testGenerateLogs_sameSeed_givesSameBytesAndListsTheInjectedLines() throws {
         let directory = try makeWorkDirectory(self)
         try requirePython(in: directory)

@@ -68,7 +68,7 @@ final class SystemdHarnessTests: XCTestCase {
         assertEventsMatchEval(events, reference, stream: "first")
 
         let status = try harness.waitFor("recurd.service", ["ActiveState", "StatusText", "Type"], "a live STATUS") {
-            ($0["StatusText"] ?? "").contains("serving 1 streams") && ($0["StatusText"] ?? "").contains("1 connections")
+            ($0["StatusText"] ?? "").contains("serving 1 stream,") && ($0["StatusText"] ?? "").contains("1 connection,")
         }
         XCTAssertEqual(status["ActiveState"], "active")
         XCTAssertEqual(status["Type"], "notify")

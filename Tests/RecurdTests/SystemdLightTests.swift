@@ -25,7 +25,7 @@ final class SystemdLightTests: XCTestCase {
         let (events, _) = try client.request(["op": "feed", "stream": "s1", "text": "To be, or not to be"])
         XCTAssertEqual(events.count, 19)
         let status = try listener.waitFor("a STATUS with the stream and connection") {
-            $0.contains("STATUS=serving 1 streams") && $0.contains("1 connections") && $0.contains("19 tokens since start")
+            $0.contains("STATUS=serving 1 stream,") && $0.contains("1 connection,") && $0.contains("19 tokens since start")
         }
         XCTAssertTrue(status.contains("tokens/s"), status)
         child.signal(SIGTERM)

@@ -32,7 +32,8 @@ enum ModelFileIO {
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw failure("inspect", path) }
         guard (info.st_mode & S_IFMT) == S_IFREG else {
-            throw .invalidModelFile("'\(path)' is not a regular file")
+            let what = (info.st_mode & S_IFMT) == S_IFDIR ? "a directory" : "not a regular file"
+            throw .invalidModelFile("'\(path)' is \(what), not a safetensors model file")
         }
         let size = Int(info.st_size)
         var bytes = [UInt8](repeating: 0, count: size)

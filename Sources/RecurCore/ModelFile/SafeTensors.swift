@@ -81,16 +81,20 @@ public struct SafeTensorsFile: Sendable {
     /// - Throws: `.invalidModelFile` saying what is wrong and where.
     public init(bytes: [UInt8]) throws(RecurError) {
         func bad(_ message: String) -> RecurError { .invalidModelFile(message) }
-        guard bytes.count >= 8 else {
-            throw bad("the file is \(bytes.count) bytes long, too short to hold the 8-byte header length")
-        }
+        // A safetensors file starts with the header's length and the header, a JSON object;
+        // anything else (a text file, an empty one) is not one at all.
+        guard bytes.count >= 8 else { throw Self.notSafeTensors(bytes) }
         var length: UInt64 = 0
         for i in (0..<8).reversed() { length = length << 8 | UInt64(bytes[i]) }
+        let opensObject = bytes.count > 8 && bytes[8] == UInt8(ascii: "{")
         guard length <= UInt64(Self.maxHeaderSize) else {
+            // Text or other data read as a length: not a damaged header, not a header at all.
+            guard opensObject else { throw Self.notSafeTensors(bytes) }
             throw bad("the header length \(length) exceeds the limit of \(Self.maxHeaderSize) bytes")
         }
         guard length <= UInt64(bytes.count - 8) else {
-            throw bad("the header length \(length) runs past the end of the file (\(bytes.count) bytes); is it truncated?")
+            guard opensObject else { throw Self.notSafeTensors(bytes) }
+            throw bad("it is not a complete safetensors model file: the header length \(length) runs past the end of the file (\(bytes.count) bytes); is it truncated?")
         }
         let headerEnd = 8 + Int(length)
         let json = try JSONValue.parseModelFileText(bytes, range: 8..<headerEnd, what: "the header")
@@ -133,6 +137,22 @@ public struct SafeTensorsFile: Sendable {
         self.entries = entries
         self.metadata = metadata ?? [:]
         self.indexByName = indexByName
+    }
+
+    /// Why `bytes` is not a safetensors file, saying what it looks like instead.
+    private static func notSafeTensors(_ bytes: [UInt8]) -> RecurError {
+        let reason: String
+        if bytes.isEmpty {
+            reason = "it is empty"
+        } else if bytes.count < 8 {
+            reason = "it is only \(bytes.count) byte\(bytes.count == 1 ? "" : "s") long, too short for a safetensors header"
+        } else {
+            let start = bytes.prefix(16)
+            let isText = start.allSatisfy { (0x20...0x7E).contains($0) || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }
+            reason = "it does not begin with a safetensors header (an 8-byte length, then a JSON object)"
+                + (isText ? "; it begins with text, \(Vocabulary.quoted(String(decoding: start, as: UTF8.self)))" : "")
+        }
+        return .invalidModelFile("it is not a safetensors model file: \(reason)")
     }
 
     private static func parseMetadata(_ value: JSONValue) throws(RecurError) -> [String: String] {
@@ -178,8 +198,11 @@ public struct SafeTensorsFile: Sendable {
               let begin = offsets[0].nonNegativeInt, let end = offsets[1].nonNegativeInt else {
             throw bad("has no \"data_offsets\" pair of non-negative integers")
         }
-        guard begin <= end, end <= dataSize else {
-            throw bad("has data_offsets [\(begin), \(end)] outside the \(dataSize)-byte data section")
+        guard begin <= end else {
+            throw bad("has data_offsets [\(begin), \(end)] outside the \(dataSize)-byte data section (they end before they begin)")
+        }
+        guard end <= dataSize else {
+            throw .invalidModelFile("it is not a complete safetensors model file: tensor '\(name)' has data_offsets [\(begin), \(end)] outside the \(dataSize)-byte data section; is it truncated?")
         }
         let (byteCount, overflow) = elementCount.multipliedReportingOverflow(by: dtype.byteSize)
         guard !overflow, byteCount == end - begin else {

@@ -5,7 +5,8 @@
 /// For any split of `text` into chunks, the concatenation of every `feed` result and the
 /// `finish` result equals `Tokenizer.encode(text)`, error offsets included. Invalid UTF-8 is
 /// replaced by U+FFFD exactly as `String(decoding:as:)` does. After a thrown error the
-/// encoder's state is unspecified: discard it.
+/// encoder's state is unspecified: discard it. `feed(_:skipping:)` and `finish(skipping:)`
+/// never throw: they leave out what the vocabulary lacks and report it (stdin mode).
 public struct IncrementalEncoder: Sendable {
     /// The tokenizer whose vocabulary and unknown policy apply.
     public let tokenizer: Tokenizer
@@ -58,6 +59,36 @@ public struct IncrementalEncoder: Sendable {
     /// - Throws: `.tokenization` as `Tokenizer.encode` would, with offsets counted from the
     ///   first byte ever fed.
     public mutating func feed(_ bytes: some Collection<UInt8>) throws(RecurError) -> [Int32] {
+        var refuse: [UnknownPiece]? = nil
+        return try feed(bytes, unknown: &refuse)
+    }
+
+    /// Ends the stream: encodes held-back bytes (as U+FFFD) and the pending word run.
+    public mutating func finish() throws(RecurError) -> [Int32] {
+        var refuse: [UnknownPiece]? = nil
+        return try finish(unknown: &refuse)
+    }
+
+    /// Like `feed`, but a piece the vocabulary lacks does not refuse the text: it is left out
+    /// and appended to `skipped`, and the encoder goes on. The ids are exactly those of the
+    /// other pieces, for any split of the text into chunks (the pieces are cut as they would
+    /// be with nothing skipped, so leaving one out never changes its neighbours).
+    public mutating func feed(_ bytes: some Collection<UInt8>, skipping skipped: inout [UnknownPiece]) -> [Int32] {
+        var sink: [UnknownPiece]? = []
+        defer { skipped += sink ?? [] }
+        // Cannot throw: with a sink, unknown pieces are collected instead.
+        return (try? feed(bytes, unknown: &sink)) ?? []
+    }
+
+    /// Like `finish`, skipping what the vocabulary lacks into `skipped`; see `feed(_:skipping:)`.
+    public mutating func finish(skipping skipped: inout [UnknownPiece]) -> [Int32] {
+        var sink: [UnknownPiece]? = []
+        defer { skipped += sink ?? [] }
+        return (try? finish(unknown: &sink)) ?? []
+    }
+
+    /// `unknown` nil: an unknown piece throws; else it is appended there and left out.
+    private mutating func feed(_ bytes: some Collection<UInt8>, unknown: inout [UnknownPiece]?) throws(RecurError) -> [Int32] {
         if tokenizer.vocabulary.kind == .byte {
             return bytes.map { tokenizer.id(forByte: $0) }
         }
@@ -65,32 +96,46 @@ public struct IncrementalEncoder: Sendable {
         buffer.append(contentsOf: bytes)
         let complete = Self.completePrefixLength(buffer)
         heldBytes = Array(buffer[complete...])
-        return try encodeScalars(of: buffer[..<complete], flush: false)
+        return try encodeScalars(of: buffer[..<complete], flush: false, unknown: &unknown)
     }
 
-    /// Ends the stream: encodes held-back bytes (as U+FFFD) and the pending word run.
-    public mutating func finish() throws(RecurError) -> [Int32] {
+    private mutating func finish(unknown: inout [UnknownPiece]?) throws(RecurError) -> [Int32] {
         guard tokenizer.vocabulary.kind != .byte else { return [] }
         let rest = heldBytes
         heldBytes = []
-        return try encodeScalars(of: rest[...], flush: true)
+        return try encodeScalars(of: rest[...], flush: true, unknown: &unknown)
     }
 
-    private mutating func encodeScalars(of bytes: ArraySlice<UInt8>, flush: Bool) throws(RecurError) -> [Int32] {
+    private mutating func encodeScalars(of bytes: ArraySlice<UInt8>, flush: Bool,
+                                        unknown: inout [UnknownPiece]?) throws(RecurError) -> [Int32] {
         var ids: [Int32] = []
         let text = String(decoding: bytes, as: UTF8.self)
         switch tokenizer.vocabulary.kind {
         case .char:
             for scalar in text.unicodeScalars {
-                ids.append(try tokenizer.id(for: scalar, offset: offset))
+                do throws(RecurError) {
+                    ids.append(try tokenizer.id(for: scalar, offset: offset))
+                } catch {
+                    guard unknown != nil else { throw error }
+                    unknown!.append(UnknownPiece(text: String(scalar), kind: .char))
+                }
                 offset += 1
             }
         case .word:
             let tokenizer = self.tokenizer
             var offset = self.offset
             var segmenter = self.segmenter
+            let skipping = unknown != nil
+            var skipped: [UnknownPiece] = []
+            defer { if skipping { unknown! += skipped } }
             let emit = { (piece: [UInt8], overlong: Bool) throws(RecurError) in
-                ids.append(try tokenizer.id(forPiece: piece, overlong: overlong, offset: offset))
+                do throws(RecurError) {
+                    ids.append(try tokenizer.id(forPiece: piece, overlong: overlong, offset: offset))
+                } catch {
+                    guard skipping else { throw error }
+                    // An overlong run is reported by its start (all the segmenter kept of it).
+                    skipped.append(UnknownPiece(text: String(decoding: piece, as: UTF8.self) + (overlong ? "…" : ""), kind: .word))
+                }
                 offset += 1
             }
             for scalar in text.unicodeScalars { try segmenter.push(scalar, emit: emit) }

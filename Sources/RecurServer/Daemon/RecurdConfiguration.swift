@@ -29,6 +29,10 @@ public struct RecurdConfiguration: Sendable {
     public var keyField = false
     /// The stream stdin feeds when `keyField` is off.
     public var stdinStream = "stdin"
+    /// Whether `engine.idleTimeout` expires the stdin pipeline's streams too. By default a
+    /// stdin stream lives as long as its input (`tail -f` of a log quiet for hours keeps its
+    /// state); idle expiry is for socket clients' streams.
+    public var expireStdinStreams = false
     /// Longest request line (and stdin key-field line) in bytes; longer lines get too_long.
     public var maxLineLength = 1 << 20
     /// Connections served at once; one more is told so and closed.
@@ -79,6 +83,9 @@ public struct RecurdConfiguration: Sendable {
         }
         if keyField, !stdin {
             throw ConfigurationError("the key field applies to stdin mode only")
+        }
+        if expireStdinStreams, !stdin {
+            throw ConfigurationError("expiring stdin streams applies to stdin mode only")
         }
         guard maxLineLength >= 64 else {
             throw ConfigurationError("the maximum line length \(maxLineLength) is too small; use at least 64 bytes")

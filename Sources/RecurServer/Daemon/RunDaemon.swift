@@ -26,11 +26,15 @@ public func runDaemon(configuration: RecurdConfiguration, model: Model, logger: 
             throw ConfigurationError("\(error)")
         }
         let count = store!.currentStatistics().streams
-        logger.info("state store \(directory): \(count) streams, durability \(configuration.store.durability.rawValue), model \(fingerprint.modelHex)")
+        logger.info("state store \(directory): \(count) stream\(count == 1 ? "" : "s"), durability \(configuration.store.durability.rawValue), model \(fingerprint.modelHex)")
     }
     // Closed last: the engine's shutdown hands it a checkpoint of every stream first.
     defer { store?.close() }
-    let engine = StreamEngine(model: model, options: configuration.engine, store: store)
+    var engineOptions = configuration.engine
+    if configuration.stdin, !configuration.expireStdinStreams {
+        engineOptions.clientsExemptFromExpiry.insert(StdinPipeline.client)
+    }
+    let engine = StreamEngine(model: model, options: engineOptions, store: store)
     let notices = NoticeRouter(logger: logger)
     notices.install(on: engine)
     let serving = configuration.socketPath != nil || configuration.listeningDescriptor != nil

@@ -161,6 +161,7 @@ struct ReplyEncoder: Sendable {
             buffer.writeJSONMember("restored", int: stats.streamsRestored)
             buffer.writeJSONMember("over_bound", int: stats.streamsOverBound)
             buffer.writeJSONMember("store_failures", int: stats.failedMovesToStore)
+            buffer.writeJSONMember("replayed_tokens", int: stats.tokensReplayed)
         }
         close(into: &buffer)
     }

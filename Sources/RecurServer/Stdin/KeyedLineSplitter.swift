@@ -4,15 +4,15 @@ import RecurCore
 struct KeyedLineSplitter {
     /// What one input line became.
     enum Item: Equatable {
-        /// A line for stream `key`; `text` is what followed the first tab, plus the newline
-        /// (absent only for a last line that had none).
-        case line(key: String, text: [UInt8])
-        /// Line `number` (from 1) has no tab, so no key; it was skipped.
+        /// Line `line` (from 1) for stream `key`; `text` is what followed the first tab, plus
+        /// the newline (absent only for a last line that had none).
+        case line(key: String, text: [UInt8], line: Int)
+        /// Line `number` has no tab, so no key; it was skipped.
         case missingKey(line: Int)
         /// Line `number` is longer than the limit; it was skipped.
         case tooLong(line: Int, limit: Int)
-        /// Line `number`'s key is not valid UTF-8; it was skipped.
-        case badKey(line: Int)
+        /// Line `number`'s key cannot name a stream (`problem` says why); it was skipped.
+        case badKey(line: Int, problem: String)
     }
 
     let maxLength: Int
@@ -69,10 +69,29 @@ struct KeyedLineSplitter {
         if body.isEmpty { return nil }  // blank lines carry nothing
         guard let tab = body.firstIndex(of: 0x09) else { return .missingKey(line: lineNumber) }
         let keyBytes = Array(body[..<tab])
-        guard keyBytes.withUnsafeBytes({ UTF8Validation.firstInvalidOffset($0) }) == nil else { return .badKey(line: lineNumber) }
+        guard keyBytes.withUnsafeBytes({ UTF8Validation.firstInvalidOffset($0) }) == nil else {
+            return .badKey(line: lineNumber, problem: "its key is not valid UTF-8")
+        }
         let key = String(decoding: keyBytes, as: UTF8.self)
+        if let problem = Self.problem(with: key) { return .badKey(line: lineNumber, problem: problem) }
         var text = Array(body[(tab + 1)...])
         if line.last == 0x0A { text.append(0x0A) }
-        return .line(key: key, text: text)
+        return .line(key: key, text: text, line: lineNumber)
+    }
+
+    /// Why `key` cannot name a stream, in stdin's terms, or nil: the rules of `StreamName`
+    /// (1...256 bytes, no control characters, no "~" prefix).
+    static func problem(with key: String) -> String? {
+        let count = key.utf8.count
+        if count == 0 { return "its key is empty (the line starts with a tab)" }
+        if count > StreamName.maxBytes { return "its key is \(count) bytes long; keys name streams, which are at most \(StreamName.maxBytes) bytes" }
+        if let scalar = key.unicodeScalars.first(where: { $0.properties.generalCategory == .control }) {
+            let hex = String(scalar.value, radix: 16, uppercase: true)
+            return "its key contains the control character U+\(String(repeating: "0", count: max(0, 4 - hex.count)) + hex); keys are printable text"
+        }
+        if key.hasPrefix(StreamName.privatePrefix) {
+            return "its key starts with '\(StreamName.privatePrefix)', which is reserved for socket connections' private streams"
+        }
+        return nil
     }
 }

@@ -3,7 +3,8 @@ import RecurEngine
 
 /// Events as tab-separated lines, readable the way KenLM's `query` output is:
 /// `[key<TAB>]offset<TAB>token<TAB>logprob<TAB>tok:p,tok:p,...`. The token is in display form
-/// (newline as `\n`, tab as `\t`, bytes as `\xNN`); the log-probability is natural, with the
+/// (`Vocabulary.display`: char and word tokens with newline as `\n` and tab as `\t`, byte
+/// tokens as printable ASCII or `\xNN`); the log-probability is natural, with the
 /// shortest digits that read back exactly, and `-` for the first token, which has no
 /// prediction; candidates' probabilities have four decimals.
 struct TSVFormatter: Sendable {

@@ -16,10 +16,13 @@ struct Connect: ParsableCommand {
         abstract: "Feed stdin to a recurd stream and print a prediction after every token.",
         discussion: """
             Reads text from stdin: at a terminal line by line, from a pipe chunk by chunk as \
-            it arrives (so 'tail -f LOG | recur connect' works). Each token prints as one line: \
-            its offset in the stream, the token, the natural log-probability the model gave \
-            it before it arrived, and the top predictions after it. With --json the daemon's \
-            replies print unchanged, one JSON object a line (docs/PROTOCOL.md). Streams outlive \
+            it arrives (so 'tail -f LOG | recur connect' works). Each token prints as one line, \
+            tab-separated like 'recurd --format tsv': its offset in the stream, the token \
+            (newline as \\n, tab as \\t, a byte model's other bytes as \\xNN), the natural \
+            log-probability the model gave it before it arrived, and the top predictions \
+            after it as token:probability pairs. With --json the daemon's \
+            replies print unchanged, one JSON object a line (docs/PROTOCOL.md), except the \
+            reply to the flush sent at end of input when it absorbed nothing. Streams outlive \
             the connection: run again with the same --stream to continue it. The text must be \
             UTF-8 (invalid bytes are sent as U+FFFD); for raw bytes use 'recurd --stdin'.
             """)
@@ -78,6 +81,9 @@ private final class ConnectSession {
     private var awaiting: Int?
     private var stdinOpen = true
     private var errors = 0
+    /// The id of the feed sent at end of input to flush the tokenizer: connect's own request,
+    /// whose reply --json prints only when it absorbed something (a held-back word).
+    private var flushID: Int?
 
     init(connection: DaemonConnection, stream: String?, topK: Int?, json: Bool) {
         self.connection = connection
@@ -127,7 +133,10 @@ private final class ConnectSession {
         if let stream { members.append(("stream", .string(stream))) }
         members.append(("text", .string(text)))
         if let topK { members.append(("k", .int(topK))) }
-        if flush { members.append(("flush", .bool(true))) }
+        if flush {
+            members.append(("flush", .bool(true)))
+            if text.isEmpty { flushID = nextID }
+        }
         members.append(("id", .int(nextID)))
         awaiting = nextID
         nextID += 1
@@ -144,11 +153,16 @@ private final class ConnectSession {
     }
 
     private func handle(line: [UInt8]) throws {
+        let message = try? JSONValue.parse(line)
         if json {
-            out.write(bytes: line)
-            out.write("\n")
+            let isEmptyFlushReply = flushID != nil && message?["id"] == .number(String(flushID!))
+                && message?["error"] == nil && message?["tokens"]?.intValue == 0
+            if !isEmptyFlushReply {
+                out.write(bytes: line)
+                out.write("\n")
+            }
         }
-        guard let message = try? JSONValue.parse(line) else {
+        guard let message else {
             if !json { out.writeLine(String(decoding: line, as: UTF8.self)) }
             return
         }
@@ -178,8 +192,10 @@ private final class ConnectSession {
         }
     }
 
-    /// `offset  token  logprob  top: t1 p1  t2 p2 ...`, tab-separated, tokens escaped so that
-    /// a newline or tab in a token cannot break the line.
+    /// `offset<TAB>token<TAB>logprob<TAB>t1:p1,t2:p2,...` as `recurd --format tsv` prints
+    /// events (fewer digits), tokens in the display
+    /// form `recurd --format tsv` and `recur eval --per-token` use, so that a newline or tab
+    /// in a token cannot break the line (a space stays a space).
     static func readable(event: JSONValue) -> String {
         let offset = event["offset"]?.intValue.map(String.init) ?? "?"
         let token = escaped(event["token"]?.stringValue ?? "")
@@ -188,16 +204,16 @@ private final class ConnectSession {
         if case .array(let items)? = event["next"] {
             for item in items {
                 let p = item["p"]?.doubleValue.map { Format.fixed($0, 3) } ?? "?"
-                next.append("\(escaped(item["token"]?.stringValue ?? "")) \(p)")
+                next.append("\(escaped(item["token"]?.stringValue ?? "")):\(p)")
             }
         }
-        return "\(offset)\t\(token)\t\(logprob)\t\(next.joined(separator: "  "))"
+        return "\(offset)\t\(token)\t\(logprob)\t\(next.joined(separator: ","))"
     }
 
-    /// Newline, tab and other control characters as escapes; a lone space as `␣` so the
-    /// columns stay readable.
+    /// Newline, tab and other control characters as escapes (byte tokens arrive as `\xNN`
+    /// already), as `Vocabulary.display` shows tokens everywhere else.
     static func escaped(_ token: String) -> String {
-        token == " " ? "␣" : Vocabulary.escapedForDisplay(token)
+        Vocabulary.escapedForDisplay(token)
     }
 }
 

@@ -15,10 +15,13 @@ struct Train: ParsableCommand {
         abstract: "Train a language model on a text corpus (or continue one with --resume).",
         discussion: """
             Progress goes to stderr: a live line on a terminal, else a line per report. Each \
-            report is also appended to MODEL.metrics.jsonl (elapsed_s, tokens, tokens_per_s, \
-            train_loss, val_loss when measured, epoch, lr; losses in nats/token). The run ends \
-            at its horizon or on Ctrl-C / SIGTERM, after the current chunk; either way it \
-            writes MODEL and the checkpoint MODEL.optim.safetensors (exit code 130 after \
+            report is also appended to MODEL.metrics.jsonl, MODEL being the --out path as \
+            given (--out m.safetensors: m.safetensors.metrics.jsonl), with elapsed_s, tokens, \
+            tokens_per_s, train_loss, val_loss when measured, epoch, lr (losses in nats/token). \
+            The run ends at its horizon or on Ctrl-C / SIGTERM, after the current chunk, then \
+            validates once more (a pass over the whole validation split, not counted in \
+            --time-limit); either way it writes MODEL and the checkpoint \
+            MODEL.optim.safetensors (exit code 130 after \
             Ctrl-C, 143 after SIGTERM). Continue with the same command plus --resume MODEL \
             (and a larger --epochs or --time-limit if the run had finished): the architecture, \
             vocabulary and unspecified training options come from the model and checkpoint.
@@ -27,7 +30,7 @@ struct Train: ParsableCommand {
     @Argument(help: "The training text, read as UTF-8 (raw bytes with --tokenizer byte).")
     var corpus: String
 
-    @Option(help: ArgumentHelp("Where to write the model (.safetensors); its metrics log and checkpoint go beside it.", valueName: "model"))
+    @Option(help: ArgumentHelp("Where to write the model (.safetensors); its metrics log MODEL.metrics.jsonl and checkpoint MODEL.optim.safetensors go beside it.", valueName: "model"))
     var out: String
 
     @Option(help: ArgumentHelp("Continue training this model, with its checkpoint MODEL.optim.safetensors if present.", valueName: "model"))

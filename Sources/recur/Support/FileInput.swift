@@ -16,7 +16,7 @@ enum FileInput {
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw failure("inspect the \(what) '\(path)'") }
         if (info.st_mode & S_IFMT) == S_IFDIR {
-            throw CLIError("the \(what) '\(path)' is a directory, not a file")
+            throw CLIError("the \(what) '\(path)' is a directory, not a \(what == "model" ? "safetensors model file" : "file")")
         }
         return try readAll(fd: fd, name: "'\(path)'", what: what, sizeHint: Int(info.st_size))
     }

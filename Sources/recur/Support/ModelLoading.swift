@@ -14,7 +14,7 @@ struct LoadedModel {
             file = try SafeTensorsFile(bytes: bytes)
             model = try Model(safetensors: bytes)
         } catch {
-            throw CLIError("'\(path)' is not a usable recur model: \(error.sentence)")
+            throw CLIError("invalid model file '\(path)': \(error.sentence)")
         }
         self.path = path
     }

@@ -115,7 +115,7 @@ struct TrainingRunOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The last fraction of the corpus validates instead of training, in [0, 1) (default: 0.1).", valueName: "fraction"))
     var valFraction: Double?
 
-    @Option(help: ArgumentHelp("Stop after this many seconds of training. Without --time-limit and --epochs: 1 epoch.", valueName: "seconds"))
+    @Option(help: ArgumentHelp("Stop after this many seconds of training; the final validation pass comes after (it scores the whole validation split, so it takes longer on a larger split or a slower machine). Without --time-limit and --epochs: 1 epoch.", valueName: "seconds"))
     var timeLimit: Double?
 
     @Option(help: ArgumentHelp("Stop after this many passes over the training split; fractions are fine, e.g. 0.5.", valueName: "n"))
