@@ -1,6 +1,7 @@
 import RecurCore
 import XCTest
 @testable import RecurEngine
+import RecurTestSupport
 
 /// The write-ahead log of a store that `logsTokens`: every segment of a feed is appended, and
 /// the append answered, before any of its tokens is absorbed.

@@ -3,6 +3,7 @@ import XCTest
 
 #if canImport(Glibc)
 import Glibc
+import RecurTestSupport
 #endif
 
 /// The real daemon under abusive load: a connect storm, clients that never read, a stop while

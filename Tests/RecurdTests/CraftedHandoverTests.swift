@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import RecurTestSupport
 
 /// The real daemon started as systemd starts it after a restart, with what a previous process
 /// handed over (LISTEN_FDS: the listening socket, the `recurd-handover` memfd and the

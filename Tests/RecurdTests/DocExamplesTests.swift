@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import RecurTestSupport
 
 /// The docs' examples are tests, as Rust's doctests are: every ```console block and every
 /// protocol transcript of README.md, docs/PROTOCOL.md and samples/socat.md runs against the

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import RecurTestSupport
 
 /// Ownership against the real daemon when the victim's stream is in the state directory
 /// (evicted, or stored by a restart): another user's refused request loads nothing for it,

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import RecurTestSupport
 
 /// Starting the real daemon where another user, or an unlucky operator, has prepared the
 /// ground: a live socket of another daemon it may not connect to, a stale socket of another

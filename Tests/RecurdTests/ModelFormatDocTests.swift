@@ -1,6 +1,7 @@
 import Foundation
 import RecurCore
 import XCTest
+import RecurTestSupport
 
 /// docs/MODEL-FORMAT.md's Python, both directions, for every tokenizer. scripts/make_doc_fixtures.py
 /// ran the doc's code blocks once with PyTorch and recorded what they did in

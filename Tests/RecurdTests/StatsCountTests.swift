@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import RecurTestSupport
 
 /// What the `stats` counters count after a restart with `--state-dir`.
 final class StatsCountTests: XCTestCase {

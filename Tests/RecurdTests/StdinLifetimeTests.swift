@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import RecurTestSupport
 
 /// How long a `recurd --stdin` stream lives, and what the end-of-input summary counts when
 /// socket clients use the same daemon.

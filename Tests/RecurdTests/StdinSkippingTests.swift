@@ -1,6 +1,7 @@
 import Foundation
 import RecurCore
 import XCTest
+import RecurTestSupport
 
 /// `recurd --stdin` with text the model cannot tokenize: exactly the pieces the vocabulary
 /// lacks are left out and reported with their line, whatever the pipe's chunking, and the

@@ -1,6 +1,7 @@
 import Foundation
 import RecurCore
 import XCTest
+import RecurTestSupport
 
 /// What the state directory carries from one recurd process to the next, through the real
 /// binary: no connection inherits an earlier process's private stream, a record the daemon

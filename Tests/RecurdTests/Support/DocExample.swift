@@ -1,4 +1,5 @@
 import Foundation
+import RecurTestSupport
 
 /// One runnable example of a markdown document (DEVELOPERS.md, "The docs' examples are tests").
 struct DocExample {
