@@ -245,10 +245,13 @@ extension EngineCore {
             job.access = .granted
             if let client = job.client { registry.subscribe(client, to: record) }
         }
+        let heldBefore = recreate ? [] : record.encoder.pendingBytes
         record.encoder = encoder
-        let durableEnd = store?.logsTokens == true ? 0 : tokens.count
-        job.enter(.feed(.stepping(FeedRun(tokens: tokens, topK: job.topK, silent: false,
-                                          createdStream: createdStream || recreate, durableEnd: durableEnd))))
+        let logs = store?.logsTokens == true
+        let run = FeedRun(tokens: tokens, topK: job.topK, silent: false,
+                          createdStream: createdStream || recreate, durableEnd: logs ? 0 : tokens.count)
+        run.pendingUnlogged = logs && tokens.isEmpty && encoder.pendingBytes != heldBefore
+        job.enter(.feed(.stepping(run)))
         return nil
     }
 

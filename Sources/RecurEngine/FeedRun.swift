@@ -52,6 +52,12 @@ enum FeedState: CustomStringConvertible {
         case .waiting:
             preconditionFailure("a feed was run before it was prepared")
         case .stepping(let run):
+            if run.pendingUnlogged {
+                // No token, but the tokenizer now holds more of the text: log that, so an
+                // acknowledged feed survives a crash even when it completed no token.
+                self = .awaitingStore(run, end: run.cursor)
+                return .log(run, run.cursor..<run.cursor)
+            }
             if run.cursor == run.tokens.count { return .finish(.success(.events(run.events))) }
             if run.cursor < run.durableEnd { return .step }
             let end = min(run.tokens.count, run.cursor + segment)
@@ -73,6 +79,7 @@ enum FeedState: CustomStringConvertible {
             self = .failed(failure, run)
         } else {
             run.durableEnd = end
+            run.pendingUnlogged = false
             self = .stepping(run)
         }
     }
@@ -95,6 +102,9 @@ final class FeedRun {
     var events: [TokenEvent] = []
     /// The logprob of the row just stepped, for the counters.
     var stepLogprob: Float?
+    /// A feed that completes no token but changes what the tokenizer holds back, on a store
+    /// that logs: it logs an empty segment with the held bytes before it is acknowledged.
+    var pendingUnlogged = false
 
     init(tokens: [Int32], topK: Int, silent: Bool, createdStream: Bool, durableEnd: Int) {
         precondition(durableEnd >= 0 && durableEnd <= tokens.count, "durable end \(durableEnd) outside 0...\(tokens.count)")

@@ -72,7 +72,10 @@ extension StateStore {
                           created: log.last(where: { $0.created != nil })?.created, fingerprint: fingerprint)
         if !foreignTokens, log.first?.offset == 0, let (all, pending) = tokens(after: 0, in: log),
            all.count >= (checkpoint?.offset ?? 0) {
-            let ownPending = all.count > (checkpoint?.offset ?? 0) ? pending : checkpoint?.pendingText
+            // The log's held text is the newer one when it reaches past the checkpoint, or ends
+            // in an empty row (which a checkpoint at its offset would have deleted).
+            let endsEmpty = log.last.map { $0.tokens.isEmpty && $0.offset == all.count } ?? false
+            let ownPending = all.count > (checkpoint?.offset ?? 0) || endsEmpty ? pending : checkpoint?.pendingText
             return StoredStream(snapshot: start, replay: all, pendingText: ownPending ?? [])
         }
         let why: String
@@ -88,12 +91,15 @@ extension StateStore {
     }
 
     /// The logged tokens at positions after `offset`, and the pending text of the row that
-    /// ends the log (nil when no row reaches past `offset`); nil when the rows leave a gap.
+    /// ends the log (nil when no row reaches past `offset` and no empty row sits at the end);
+    /// nil when the rows leave a gap. An empty row (a feed that completed no token but left
+    /// more text held back) at the end is newer than what it follows: a checkpoint at its
+    /// offset deletes the empty rows written before it.
     private static func tokens(after offset: Int, in log: [LogRow]) -> ([Int32], [UInt8]?)? {
         var out: [Int32] = []
         var reached = offset
         var pending: [UInt8]?
-        for row in log where row.end > reached {
+        for row in log where row.end > reached || (row.offset == reached && row.end == reached) {
             guard row.offset <= reached else { return nil }
             out += row.tokens[(reached - row.offset)...]
             reached = row.end

@@ -103,6 +103,10 @@ extension StateStore {
                                  TokenBlob.encode(tokens), Data(pendingText), created])
         case .checkpoint(let snapshot, _, _):
             try writeCheckpoint(snapshot, db)
+            // Empty rows (held text only) up to here are older than the checkpoint's held text.
+            try db.execute(sql: """
+                DELETE FROM log WHERE stream = ? AND "offset" = end_offset AND end_offset <= ?
+                """, arguments: [snapshot.stream, snapshot.offset])
             if snapshot.offset > options.replayHistory {
                 try db.execute(sql: "DELETE FROM log WHERE stream = ? AND end_offset <= ?",
                                arguments: [snapshot.stream, snapshot.offset])

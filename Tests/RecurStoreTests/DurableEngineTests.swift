@@ -113,6 +113,45 @@ final class DurableEngineTests: XCTestCase {
         try await assertStreamsExact(recovered, texts, model)
     }
 
+    /// A feed that completes no token (it ends inside a UTF-8 sequence, or inside a word) is
+    /// still acknowledged: what it left held back must survive a crash like its tokens would.
+    func test_crashImage_keepsTextHeldBackByFeedsThatCompletedNoToken() async throws {
+        let model = StoreFixtures.model()
+        let directory = try StoreFixtures.stateDirectory(self)
+        let store = try StoreFixtures.store(directory, model, durability: .strict)
+        let engine = engine(model, store, checkpointInterval: 1)
+        // After tokens and a checkpoint at the same offset: two feeds of one byte each.
+        _ = try await engine.feed(stream: "after", text: Array("ab".utf8), topK: 1, client: 1)
+        for byte: UInt8 in [0xE6, 0xBC] {
+            let events = try await engine.feed(stream: "after", text: [byte], topK: 1, client: 1)
+            XCTAssertEqual(events.count, 0)
+        }
+        // A stream that never completed a token at all.
+        _ = try await engine.feed(stream: "only", text: [0xE6], topK: 1, client: 1)
+        let crashed = try StoreFixtures.stateDirectory(self)
+        try FileManager.default.createDirectory(atPath: crashed, withIntermediateDirectories: true)
+        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: directory + "/streams.sqlite" + suffix) {
+            try FileManager.default.copyItem(atPath: directory + "/streams.sqlite" + suffix, toPath: crashed + "/streams.sqlite" + suffix)
+        }
+        engine.shutdown()
+        store.close()
+
+        let recoveredStore = try StoreFixtures.store(crashed, model)
+        let recovered = self.engine(model, recoveredStore)
+        defer { recovered.shutdown(); recoveredStore.close() }
+        let after = try await recovered.info(stream: "after")
+        XCTAssertEqual(after.offset, 2)
+        XCTAssertEqual(after.pendingText, 2)
+        let rest = try await recovered.feed(stream: "after", text: [0xA2], topK: 1, client: 1)
+        XCTAssertEqual(rest.map(\.token), StoreFixtures.tokens("漢", model))
+        XCTAssertEqual(rest.first?.offset, 3)
+        let only = try await recovered.info(stream: "only")
+        XCTAssertEqual(only.offset, 0)
+        XCTAssertEqual(only.pendingText, 1)
+        let first = try await recovered.feed(stream: "only", text: [0xBC, 0xA2], topK: 1, client: 1)
+        XCTAssertEqual(first.map(\.token), StoreFixtures.tokens("漢", model))
+    }
+
     func test_streamsBeyondTheResidentBound_areStoredAndComeBackExactly() async throws {
         let model = StoreFixtures.model()
         let store = try StoreFixtures.store(try StoreFixtures.stateDirectory(self), model, durability: .off)

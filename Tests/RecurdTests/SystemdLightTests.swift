@@ -110,7 +110,8 @@ final class SystemdLightTests: XCTestCase {
                                           "--model", Repository.shakespeareModel.path],
                                          in: directory)
         addTeardownBlock { activator.signal(SIGKILL) }
-        try activator.waitFor("the activation socket") { FileManager.default.fileExists(atPath: socket) }
+        // The file exists from bind(); "Listening on" is logged after listen(), before which a connect is refused.
+        try activator.waitFor("the activation socket listening") { activator.stderrText.contains("Listening on") }
         XCTAssertFalse(activator.stderrText.contains("listening on"), "recurd must not run before a client connects")
         let client = try SocketClient(path: socket)
         let (events, _) = try client.request(["op": "feed", "stream": "s", "text": text])
@@ -199,7 +200,8 @@ final class SystemdLightTests: XCTestCase {
                                           Executables.recurd.path, "--model", model.path, "--log", "stderr"],
                                          in: directory, environment: listener.environment)
         addTeardownBlock { activator.signal(SIGKILL) }
-        try activator.waitFor("the activation socket") { FileManager.default.fileExists(atPath: socket) }
+        // The file exists from bind(); "Listening on" is logged after listen(), before which a connect is refused.
+        try activator.waitFor("the activation socket listening") { activator.stderrText.contains("Listening on") }
         return (directory, activator, listener, socket, model)
     }
 }

@@ -120,6 +120,8 @@ enum DocOutput {
     static let varyingMembers: [(pattern: String, template: String)] = [
         (#""(created|last_activity)":"[^"]*""#, #""$1":"<time>""#),
         (#""(uptime|tokens_per_second)":[-+0-9.eE]+"#, #""$1":<number>"#),
+        // A private stream's tag is random per daemon start (docs/PROTOCOL.md, Streams).
+        (#""~([0-9]+)\.[0-9a-f]{16}""#, #""~$1.<tag>""#),
     ]
 
     /// Relative tolerance for numbers with a fraction or exponent.
