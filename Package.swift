@@ -127,7 +127,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RecurCoreTests",
-            dependencies: ["RecurCore", "RecurTestSupport"],
+            dependencies: ["RecurCore", "CRecurKernels", "RecurTestSupport"],
             resources: [.copy("Fixtures")]
         ),
         // The fuzz harnesses (docs/FUZZING.md): plain functions, replayed over the committed

@@ -26,6 +26,15 @@ final class HostileStartTests: XCTestCase {
                                         Executables.recurd.path] + arguments, in: directory).wait(timeout: timeout)
     }
 
+    /// A copy of the Shakespeare model in `directory` that uid 65534 can read: the clone may
+    /// sit below a directory only its owner can enter (a mktemp -d, a private home).
+    func modelReadableByAll(in directory: URL) throws -> String {
+        let copy = directory.appendingPathComponent("shakespeare-lstm.safetensors")
+        try FileManager.default.copyItem(at: Repository.shakespeareModel, to: copy)
+        chmod(copy.path, 0o644)
+        return copy.path
+    }
+
     /// Device and inode of the file at `path` itself.
     func identity(_ path: String) throws -> [UInt64] {
         var info = stat()
@@ -48,7 +57,7 @@ final class HostileStartTests: XCTestCase {
         let first = try Daemon.start(self, arguments: ["--socket-mode", "600"], in: directory)
         let before = try identity(first.socketPath)
 
-        let second = try runRecurdAsNobody(["--model", Repository.shakespeareModel.path, "--socket", first.socketPath,
+        let second = try runRecurdAsNobody(["--model", try modelReadableByAll(in: directory), "--socket", first.socketPath,
                                             "--socket-mode", "666", "--log-level", "warning"], in: directory)
         assertCleanError(second, mentions: [first.socketPath, "not permitted", "may be live"])
         XCTAssertEqual(try identity(first.socketPath), before, "the live socket was replaced")
@@ -66,7 +75,7 @@ final class HostileStartTests: XCTestCase {
         let path = directory.appendingPathComponent("d.sock").path
         // uid 65534 binds a socket there and exits without removing it: a dead socket of theirs.
         let python = try ChildProcess(Self.setpriv, ["--reuid=\(Self.nobody)", "--regid=\(Self.nobody)", "--clear-groups",
-                                                     "/usr/bin/python3", "-c",
+                                                     "/usr/bin/python3", "-I", "-c",
                                                      "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])", path],
                                       in: directory).wait()
         XCTAssertEqual(python.status, 0, python.stderr)

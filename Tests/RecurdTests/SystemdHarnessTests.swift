@@ -449,7 +449,7 @@ extension SystemdHarnessTests {
             print(json.dumps(out))
             """
         let input = try requests.map { String(decoding: try JSONSerialization.data(withJSONObject: $0), as: UTF8.self) + "\n" }.joined()
-        let result = try booted().run(["setpriv", "--reuid=\(user)", "--regid=\(user)", "--init-groups", "/usr/bin/python3", "-c", script],
+        let result = try booted().run(["setpriv", "--reuid=\(user)", "--regid=\(user)", "--init-groups", "/usr/bin/python3", "-I", "-c", script],
                                       stdin: Data(input.utf8))
         guard let last = result.lines.last, let replies = try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [[String: Any]] else {
             throw TestFailure("no replies from the client as \(user): \(result.stdout) \(result.stderr)")

@@ -56,6 +56,14 @@ void recur_colsum(int64_t rows, int64_t cols, const float *a, float *out);
 void recur_rows_gemm(int64_t B, int64_t N, int64_t K, const float *A, int64_t lda,
                      const float *WT, int64_t ldw, float *C, int64_t ldc, int accumulate);
 
+/* The instruction-set paths of recur_rows_gemm, which all give the same bits. */
+enum { RECUR_ROWS_GEMM_SCALAR = 0, RECUR_ROWS_GEMM_AVX2 = 1, RECUR_ROWS_GEMM_AVX512 = 2 };
+/* The path recur_rows_gemm takes on this CPU (AVX-512F, else AVX2 with FMA, else scalar). */
+int recur_rows_gemm_path(void);
+/* recur_rows_gemm on a given path, for tests and benchmarks; -1 when this CPU lacks it. */
+int recur_rows_gemm_on(int path, int64_t B, int64_t N, int64_t K, const float *A, int64_t lda,
+                       const float *WT, int64_t ldw, float *C, int64_t ldc, int accumulate);
+
 /* A tiny fork-join pool for the inference step: `threads` - 1 workers that spin briefly and then
  * sleep (futex) between jobs, so an idle daemon burns no CPU. Not reentrant: one caller at a
  * time (recur_pool_try_acquire/release guard it); the caller takes part as thread 0. */

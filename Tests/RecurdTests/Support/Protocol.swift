@@ -32,7 +32,7 @@ func recurEvalPerToken(model: URL, text: String, in directory: URL) throws -> [E
     let file = directory.appendingPathComponent("eval-\(UUID().uuidString.prefix(8)).txt")
     try Data(text.utf8).write(to: file)
     let result = try ChildProcess(Executables.recur, ["eval", model.path, file.path, "--per-token", "--json"],
-                                  in: directory, stdin: Data()).wait()
+                                  in: directory, stdin: Data()).wait(timeout: 300)  // debug builds: ~5 ms a token, more under load
     guard result.status == 0 else { throw TestFailure("recur eval failed (\(result.status)): \(result.stderr)") }
     var tokens: [EvalToken] = []
     for line in result.lines {
