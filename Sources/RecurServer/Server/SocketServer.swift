@@ -11,9 +11,10 @@ import ServiceLifecycle
 /// (docs/PROTOCOL.md). Each connection is served by its own task, its requests in order,
 /// and its failures end only that connection.
 ///
-/// On graceful shutdown it stops accepting, lets every connection finish the requests it has
-/// already received, closes them cleanly (or, at a restart with a descriptor store, hands them
-/// over to the next process), and removes the socket file it created.
+/// On graceful shutdown it stops accepting, lets every connection finish the request it is
+/// being served, closes them cleanly (or, at a restart with a descriptor store, serves every
+/// request already received and hands them over to the next process), and removes the socket
+/// file it created.
 public final class SocketServer: Service {
     let engine: StreamEngine
     let configuration: RecurdConfiguration
@@ -77,12 +78,12 @@ public final class SocketServer: Service {
     public var openConnections: Int { limiter.open }
 
     /// Binds (or adopts the listening descriptor), serves until graceful shutdown, then waits
-    /// for the open connections to finish: each stops reading at a request boundary, finishes
-    /// the requests already received, flushes the replies and is closed cleanly (the client
-    /// reads its replies, then end of file). At a restart (`restart` set) with a
-    /// `DescriptorStore` (recurd under systemd), each connection is instead put into the store,
-    /// with what it had not yet framed, for the next process (`configuration.inheritance`),
-    /// which serves it on as if nothing happened.
+    /// for the open connections to finish: each stops reading, finishes the request it is being
+    /// served (those queued behind it are not executed), flushes the replies and is closed
+    /// cleanly (the client reads its replies, then end of file). At a restart (`restart` set)
+    /// with a `DescriptorStore` (recurd under systemd), each connection instead finishes every
+    /// request already framed and is put into the store, with what it had not yet framed, for
+    /// the next process (`configuration.inheritance`), which serves it on as if nothing happened.
     /// - Throws: `ConfigurationError` when the socket path is taken; the system's error when
     ///   binding fails.
     public func run() async throws {
