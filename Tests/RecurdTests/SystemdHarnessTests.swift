@@ -486,12 +486,13 @@ extension SystemdHarnessTests {
     /// Issue 14: `systemctl stop` with clients mid-request (each pipelining feeds as fast as its
     /// socket takes them, so recurd has unread input from every client when it stops) resets
     /// nobody. systemd stops recurd with SIGTERM (a restart uses RestartKillSignal=SIGUSR2):
-    /// recurd finishes the requests it had read, answers them in order and closes each
+    /// recurd finishes the request each connection is being served, answers it and closes the
     /// connection cleanly instead of handing it to the fd store, which the stop flushes. Every
-    /// client reads replies to its first k requests, then end of file, never ECONNRESET; each
-    /// stream's offset after the next start equals the tokens of the answered feeds, so every
-    /// request recurd read was answered; the stop ends well within TimeoutStopSec=.
-    func test_i_stop_clientsMidRequest_everyReadRequestAnsweredThenEndOfFile() throws {
+    /// client reads replies to its first k requests, in order, then end of file, never
+    /// ECONNRESET; each stream's offset after the next start equals the tokens of the answered
+    /// feeds, so every request recurd executed was answered; the stop ends well within
+    /// TimeoutStopSec=.
+    func test_i_stop_clientsMidRequest_everyExecutedRequestAnsweredThenEndOfFile() throws {
         let harness = try booted()
         let clients = 6
         let label = "stop-\(UInt32.random(in: 0...UInt32.max))"
