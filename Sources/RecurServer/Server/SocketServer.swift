@@ -12,9 +12,9 @@ import ServiceLifecycle
 /// and its failures end only that connection.
 ///
 /// On graceful shutdown it stops accepting, lets every connection finish the request it is
-/// being served, closes them cleanly (or, at a restart with a descriptor store, serves every
-/// request already received and hands them over to the next process), and removes the socket
-/// file it created.
+/// being served, closes them cleanly (or, at a restart with a descriptor store, hands them over
+/// to the next process with the requests queued behind it), and removes the socket file it
+/// created.
 public final class SocketServer: Service {
     let engine: StreamEngine
     let configuration: RecurdConfiguration
@@ -81,9 +81,9 @@ public final class SocketServer: Service {
     /// for the open connections to finish: each stops reading, finishes the request it is being
     /// served (those queued behind it are not executed), flushes the replies and is closed
     /// cleanly (the client reads its replies, then end of file). At a restart (`restart` set)
-    /// with a `DescriptorStore` (recurd under systemd), each connection instead finishes every
-    /// request already framed and is put into the store, with what it had not yet framed, for
-    /// the next process (`configuration.inheritance`), which serves it on as if nothing happened.
+    /// with a `DescriptorStore` (recurd under systemd), each connection is instead put into the
+    /// store, with the lines it had queued and what it had not yet framed, for the next process
+    /// (`configuration.inheritance`), which serves it on as if nothing happened.
     /// - Throws: `ConfigurationError` when the socket path is taken; the system's error when
     ///   binding fails.
     public func run() async throws {
@@ -282,19 +282,24 @@ public final class SocketServer: Service {
                         }
                     }
                     var writer = ReplyWriter(allocator: channel.channel.allocator) { try await outbound.write($0) }
-                    // Set at a stop (not a restart): the lines read but not yet started are dropped.
-                    let stopping = Locked(false)
-                    var dropped = 0
+                    // Set at a graceful stop: the request being served is finished, not the ones
+                    // queued behind it (`QueuedAtStop`).
+                    let atStop = Locked<QueuedAtStop?>(nil)
+                    var queued = QueuedLines()
                     try await withGracefulShutdownHandler {
                         for try await frame in inbound {
-                            // A stop finishes the request being served, not the ones queued behind
-                            // it: a pipelining client may have queued up to --max-queued-bytes of
-                            // them, more than a stop can wait for. They are not executed and get no
-                            // reply; the end of file after the last reply tells the client which
-                            // requests to send again.
-                            if stopping.withLock({ $0 }) {
-                                dropped += 1
+                            switch atStop.withLock({ $0 }) {
+                            case .drop?:
+                                queued.dropped += 1
                                 continue
+                            case .handOver?:
+                                if case .line(let line) = frame, queued.hold(line) { continue }
+                                // An over-long line has no bytes to hand over: serve the held lines
+                                // before its error, in order, and everything after it.
+                                queued.servesAll = true
+                                for line in queued.takeAll() { try await session.serve(.line(line), writer: &writer) }
+                            case nil:
+                                break
                             }
                             let size = QueueGate.size(of: frame)
                             try await session.serve(frame, writer: &writer)
@@ -302,10 +307,12 @@ public final class SocketServer: Service {
                         }
                     } onGracefulShutdown: {
                         // Stop reading now and end the inbound stream after the lines already
-                        // framed. At a restart they are served and what is still in the socket
-                        // waits for the next process; at a stop only the request being served
-                        // is finished, and the connection is closed cleanly once it is answered.
-                        if !self.handsOver { stopping.withLock { $0 = true } }
+                        // framed. Only the request being served is finished: at a restart the
+                        // lines queued behind it and what is still in the socket wait for the
+                        // next process; at a stop they are dropped, and the connection is closed
+                        // cleanly once that request is answered.
+                        let handsOver = self.handsOver
+                        atStop.withLock { $0 = handsOver ? .handOver : .drop }
                         let raw = channel.channel
                         let gate = gate.gate
                         raw.eventLoop.execute {
@@ -314,12 +321,16 @@ public final class SocketServer: Service {
                             raw.pipeline.fireUserInboundEventTriggered(HandoverEvent())
                         }
                     }
-                    if dropped > 0 { logger.debug("stopping: \(dropped) requests read but not started get no reply") }
+                    if box.input == nil {
+                        // The client ended its input first: there is no handover, serve them.
+                        for line in queued.takeAll() { try await session.serve(.line(line), writer: &writer) }
+                    }
+                    if queued.dropped > 0 { logger.debug("stopping: \(queued.dropped) requests read but not started get no reply") }
                     notices.close(id)
                     if let input = box.input, let store, self.handsOver {
                         try await Self.drain(channel.channel)
                         let record = HandedOverConnection(id: id, name: HandoverState.connectionName(id),
-                                                          privateStream: session.privateStream, input: input,
+                                                          privateStream: session.privateStream, input: queued.input(before: input),
                                                           usedPrivateStream: session.usedPrivateStream,
                                                           subscriptions: engine.subscriptions(of: id))
                         // The store keeps its own copy of the socket; closing ours below does not
