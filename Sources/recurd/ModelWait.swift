@@ -25,20 +25,24 @@ struct ModelWait {
     /// How often the model file is looked at (and the watchdog pinged).
     var checkInterval: Duration = .milliseconds(500)
 
-    /// A model that loaded after a wait, and the stop signal (SIGTERM, SIGINT) that arrived
+    /// A model that loaded after a wait, and the stop signal (SIGTERM, SIGINT, or the restart
+    /// signal SIGUSR2) that arrived
     /// since, if any, which the daemon's service group was not yet there to see.
     struct Loaded {
         let model: Model
         let pendingStop: @Sendable () -> Int32?
     }
 
-    /// Waits for a model that loads; nil when recurd was asked to stop (SIGTERM, SIGINT) first.
+    /// Waits for a model that loads; nil when recurd was asked to stop (SIGTERM, SIGINT) or to
+    /// restart (SIGUSR2) first: connections handed over by a previous process stay in the fd
+    /// store, unread, for the next one.
     /// `firstFailure` is why the model did not load at start.
     func run(firstFailure: String) async -> Loaded? {
         // First, before READY=1: a stop from then on is seen. One between the model loading and
         // the service group trapping signals is raised again once the daemon is ready
         // (`Loaded.pendingStop`).
-        let signals = SignalFlags([SIGHUP, SIGTERM, SIGINT])
+        let restart = SystemdObserver.restartKillSignal
+        let signals = SignalFlags([SIGHUP, SIGTERM, SIGINT, restart])
         var failure = firstFailure
         report(failure)
         let refusal = Refusal(failure)
@@ -52,8 +56,8 @@ struct ModelWait {
             try? await Task.sleep(for: checkInterval)
             if notifier.watchdogInterval != nil { notifier.watchdogPing() }
             let raised = signals.take()
-            if raised.contains(SIGTERM) || raised.contains(SIGINT) {
-                logger.notice("stopping while waiting for a model")
+            if raised.contains(SIGTERM) || raised.contains(SIGINT) || raised.contains(restart) {
+                logger.notice(raised.contains(restart) ? "restarting while waiting for a model" : "stopping while waiting for a model")
                 notifier.stopping(status: "stopping (no model was loaded)")
                 return nil
             }

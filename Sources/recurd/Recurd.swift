@@ -25,8 +25,10 @@ struct Recurd: AsyncParsableCommand {
             token is absorbed (so 'tail -f LOG | recurd --model M --stdin' works). With \
             --socket, programs connect to a Unix socket and speak newline-delimited JSON \
             (docs/PROTOCOL.md; try it with 'socat - UNIX-CONNECT:PATH'). Both may run at once. \
-            SIGTERM or SIGINT shuts down gracefully: work in flight finishes, then the socket \
-            file is removed. SIGHUP reloads the model file: a model with the same vocabulary \
+            SIGTERM or SIGINT shuts down gracefully: the request each connection is being \
+            served finishes and is answered, the connection is closed, then the socket file is \
+            removed. Under systemd SIGUSR2 (the unit's RestartKillSignal=) is a restart: the \
+            connections are handed over to the next process instead. SIGHUP reloads the model file: a model with the same vocabulary \
             and state shape takes over every stream, anything else is refused and the old \
             model keeps serving. Diagnostics go to stderr, or to the journal under systemd. \
             Under systemd (docs/OPERATIONS.md) recurd is a Type=notify service with a \

@@ -5,6 +5,10 @@ import RecurSystemd
 import ServiceLifecycle
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// recurd as a Type=notify service: READY=1 once the socket accepts, STATUS= with live figures,
 /// RELOADING=1 ... READY=1 around a reload, STOPPING=1 on shutdown, and watchdog pings that
 /// only an answering engine thread earns. Outside systemd the notifier does nothing.
@@ -23,6 +27,15 @@ struct SystemdObserver: DaemonObserver {
     var descriptorStore: (any DescriptorStore)? {
         notifier.isEnabled ? SystemdDescriptorStore(notifier: notifier) : nil
     }
+
+    /// Under systemd, the unit's `RestartKillSignal=SIGUSR2`: systemd stops the process with it
+    /// for a restart job (restart, try-restart, reload-or-restart) and with SIGTERM for every
+    /// other stop, so only a restart hands the connections over (a stop's would be closed by
+    /// systemd when it flushes the store, resetting clients that had sent more).
+    var restartSignal: Int32? { notifier.isEnabled ? Self.restartKillSignal : nil }
+
+    /// The unit's `RestartKillSignal=`.
+    static let restartKillSignal = SIGUSR2
 
     func services(for daemon: DaemonHandle) -> [any Service] {
         var services: [any Service] = []

@@ -95,8 +95,8 @@ final class AbuseTests: XCTestCase {
         withExtendedLifetime(stalled) {}
     }
 
-    /// SIGTERM while clients are mid-request: each gets the replies to the requests the
-    /// daemon had received, in order, then end of file, never a reset; the daemon exits 0.
+    /// SIGTERM while clients are mid-request: each gets the reply to the request in progress
+    /// (and those before it), in order, then end of file, never a reset; the daemon exits 0.
     func testSigterm_clientsMidRequest_getTheirRepliesThenEndOfFile() throws {
         let daemon = try Daemon.start(self)
         // One client in the middle of a long feed.
@@ -137,6 +137,69 @@ final class AbuseTests: XCTestCase {
         XCTAssertFalse(result.signalled, "stderr: \(result.stderr)")
     }
 
+    /// SIGTERM while clients pipeline feeds without pause (each keeps a writer sending as fast
+    /// as its socket takes them): the daemon stops within a second or so, far inside its 10 s
+    /// grace period (serving every request it had read could take longer, and the cancellation
+    /// then reset every connection); each client reads replies to its first requests, in order
+    /// and complete, then end of file, never a reset; and the stream holds exactly the answered
+    /// feeds, so every request the daemon executed was answered.
+    func testSigterm_clientsPipeliningFeedsNonstop_stopPromptly_answeredThenEndOfFile() throws {
+        let directory = try makeWorkDirectory(self)
+        let state = ["--state-dir", directory.appendingPathComponent("state").path]
+        let daemon = try Daemon.start(self, arguments: state, in: directory)
+        let lines = try String(contentsOf: Repository.hamlet, encoding: .utf8).split(separator: "\n").map { String($0) + "\n" }
+        let clients = (0..<4).map { _ in try? RawClient(path: daemon.socketPath) }.compactMap { $0 }
+        XCTAssertEqual(clients.count, 4)
+        let over = LockedFlag()
+        let writers = DispatchGroup()
+        for (c, client) in clients.enumerated() {
+            writers.enter()
+            Thread {
+                defer { writers.leave() }
+                var i = 0
+                while !over.isSet {
+                    let request = try! JSONSerialization.data(withJSONObject: ["op": "feed", "stream": "nonstop-\(c)",
+                                                                               "text": lines[(c + i) % lines.count], "id": i])
+                    do { try client.sendAll(String(decoding: request, as: UTF8.self) + "\n", timeout: 30) } catch { break }
+                    i += 1
+                }
+            }.start()
+        }
+        for client in clients { _ = try client.readUntil(timeout: 30) { $0.contains(#""id":1,"op":"feed""#) } }
+
+        let signalled = Date()
+        daemon.child.signal(SIGTERM)
+        var answeredOffsets: [Int] = []
+        for (c, client) in clients.enumerated() {
+            let rest = try client.readToEnd(timeout: 30)
+            XCTAssertNil(client.failure, "client \(c) was reset (\(client.failure ?? "")) instead of reading end of file")
+            shutdown(client.fd, Int32(SHUT_RDWR))  // the client closes its end after the end of file
+            let replies = rest.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                .filter { $0["done"] != nil || $0["error"] != nil }
+            XCTAssertGreaterThanOrEqual(replies.count, 1, "client \(c): the request in progress was answered")
+            for (i, reply) in replies.enumerated() {
+                XCTAssertEqual(reply["id"] as? Int, i + 2, "client \(c): replies in order, one per request: \(reply)")
+                XCTAssertNil(Protocol.errorCode(reply), "client \(c): \(reply)")
+            }
+            answeredOffsets.append((replies.last?["offset"] as? Int) ?? -1)
+        }
+        let result = try daemon.child.wait(timeout: 30)
+        over.set()
+        XCTAssertEqual(writers.wait(timeout: .now() + 30), .success)
+        let seconds = Date().timeIntervalSince(signalled)
+        XCTAssertEqual(result.status, 0, "stderr: \(result.stderr)")
+        XCTAssertLessThan(seconds, 5, "the stop waited for queued requests (or was cancelled after 10 s): \(result.stderr)")
+        XCTAssertFalse(result.stderr.contains("Cancelling the group"), result.stderr)
+        // The streams were checkpointed at the stop: each ends where its last answered feed did.
+        let next = try Daemon.start(self, arguments: state, in: directory)
+        let client = try next.connect()
+        for c in clients.indices {
+            let (_, info) = try client.request(["op": "info", "stream": "nonstop-\(c)"])
+            XCTAssertEqual(info["offset"] as? Int, answeredOffsets[c], "stream \(c): a request was executed but not answered: \(info)")
+        }
+        print("SIGTERM with 4 clients pipelining feeds: stopped in \(String(format: "%.2f", seconds)) s, streams end at the last answered offsets \(answeredOffsets)")
+    }
+
     /// Refused over the connection limit after sending a request: the client reads the
     /// refusal, then end of file, not a reset.
     func testOverConnectionLimit_clientThatAlreadySent_readsRefusalThenEndOfFile() throws {
@@ -174,7 +237,8 @@ final class AbuseTests: XCTestCase {
 
 /// A Unix-socket client at the level of system calls: non-blocking connects (as an event-loop
 /// client makes them), a forced send buffer, and reads that tell end of file from a reset.
-private final class RawClient {
+/// One thread may send while another reads (sending touches only the socket).
+private final class RawClient: @unchecked Sendable {
     let fd: Int32
     private var buffer: [UInt8] = []
     /// Set when a read failed (e.g. "Connection reset by peer") instead of ending.

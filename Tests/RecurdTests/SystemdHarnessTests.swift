@@ -481,3 +481,188 @@ final class LockedFlag: @unchecked Sendable {
     var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
     func set() { lock.lock(); value = true; lock.unlock() }
 }
+
+extension SystemdHarnessTests {
+    /// Issue 14: `systemctl stop` with clients mid-request (each pipelining feeds as fast as its
+    /// socket takes them, so recurd has unread input from every client when it stops) resets
+    /// nobody. systemd stops recurd with SIGTERM (a restart uses RestartKillSignal=SIGUSR2):
+    /// recurd finishes the request each connection is being served, answers it and closes the
+    /// connection cleanly instead of handing it to the fd store, which the stop flushes. Every
+    /// client reads replies to its first k requests, in order, then end of file, never
+    /// ECONNRESET; each stream's offset after the next start equals the tokens of the answered
+    /// feeds, so every request recurd executed was answered; the stop ends well within
+    /// TimeoutStopSec=.
+    func test_i_stop_clientsMidRequest_everyExecutedRequestAnsweredThenEndOfFile() throws {
+        let harness = try booted()
+        let clients = 6
+        let label = "stop-\(UInt32.random(in: 0...UInt32.max))"
+        _ = try SocketClient(path: socketPath)  // activate
+        try harness.waitFor("recurd.service", ["ActiveState"], "recurd to run") { $0["ActiveState"] == "active" }
+        let handedBefore = try harness.journal("recurd.service").compactMap { $0["MESSAGE"] as? String }
+            .filter { $0.hasPrefix("handed ") }.count
+
+        let child = try pipeliningClients(clients, label: label, requests: nil)
+
+        let started = Date()
+        try harness.run(["systemctl", "stop", "recurd.service"])
+        let stopSeconds = Date().timeIntervalSince(started)
+        let result = try child.wait(timeout: 60)
+        guard let last = result.lines.last, let runs = try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [[String: Any]],
+              runs.count == clients else {
+            throw TestFailure("no results from the clients: \(result.stdout) \(result.stderr)")
+        }
+        let after = try harness.show("recurd.service", ["ActiveState", "Result"])
+        XCTAssertEqual(after["ActiveState"], "inactive", "\(after)")
+        XCTAssertEqual(after["Result"], "success", "the stop ended within TimeoutStopSec=: \(after)")
+        XCTAssertLessThan(stopSeconds, 30, "systemctl stop took \(stopSeconds) s")
+
+        var answeredTokens: [Int] = []
+        var unanswered = 0
+        for (c, run) in runs.enumerated() {
+            let replies = run["replies"] as? [[String: Any]] ?? []
+            let sent = run["sent"] as? Int ?? 0
+            XCTAssertEqual(run["end"] as? String, "eof", "client \(c) must read end of file, not a reset, after \(replies.count) replies")
+            XCTAssertGreaterThanOrEqual(replies.count, 3, "client \(c)")
+            for (i, reply) in replies.enumerated() {
+                XCTAssertNil(Protocol.errorCode(reply), "client \(c), reply \(i): \(reply)")
+                XCTAssertEqual(reply["id"] as? Int, i, "client \(c): replies in order, one per request: \(reply)")
+                XCTAssertEqual(reply["done"] as? Bool, true, "client \(c), reply \(i): \(reply)")
+            }
+            answeredTokens.append(replies.reduce(0) { $0 + ($1["tokens"] as? Int ?? 0) })
+            unanswered += max(0, sent - replies.count)
+        }
+        // Every client had sent more than recurd read (the input that made systemd's close a reset).
+        XCTAssertGreaterThan(unanswered, 0, "the clients had no request unread at the stop")
+
+        let messages = try harness.journal("recurd.service").compactMap { $0["MESSAGE"] as? String }
+        XCTAssertEqual(messages.filter { $0.hasPrefix("handed ") }.count, handedBefore, "a stop hands nothing over")
+        XCTAssertTrue(messages.contains { $0.hasPrefix("stopping, not restarting") }, messages.suffix(10).joined(separator: "\n"))
+
+        // Every request recurd read was answered: each stream holds exactly the answered feeds.
+        let infos = try requests(as: "alice", (0..<clients).map { ["op": "info", "stream": "\(label)-\($0)"] })
+        XCTAssertEqual(infos.count, clients, "\(infos)")
+        for (c, info) in infos.enumerated() {
+            XCTAssertEqual(info["offset"] as? Int, answeredTokens[c], "stream \(c): tokens absorbed vs tokens answered: \(info)")
+        }
+        print("stop mid-request: \(clients) clients, \(runs.map { ($0["replies"] as? [Any])?.count ?? 0 }) replies, \(unanswered) requests unread at the stop, stop took \(String(format: "%.2f", stopSeconds)) s, 0 resets")
+    }
+
+    /// A restart while clients pipeline deep (each sends 40 feeds at once and reads the replies
+    /// as they come): recurd finishes the request each connection is being served and hands the
+    /// rest over with the connection, the lines it had queued included, at once (serving them
+    /// all first could outlast its 10 s grace period, whose cancellation reset every client).
+    /// Every client reads a reply to each of its 40 requests, in order, on the same connection;
+    /// all are handed over in one handover; each stream ends at the sum of the answered feeds.
+    func test_j_restart_clientsPipeliningDeep_everyRequestAnsweredOnTheSameConnection() throws {
+        let harness = try booted()
+        let clients = 4, count = 40
+        let label = "deep-\(UInt32.random(in: 0...UInt32.max))"
+        _ = try SocketClient(path: socketPath)  // activate
+        try harness.waitFor("recurd.service", ["ActiveState"], "recurd to run") { $0["ActiveState"] == "active" }
+        let handedBefore = try handOvers(of: clients)
+
+        let child = try pipeliningClients(clients, label: label, requests: count)
+        let started = Date()
+        try harness.run(["systemctl", "restart", "recurd.service"])
+        let restartSeconds = Date().timeIntervalSince(started)
+        let result = try child.wait(timeout: 180)
+        guard let last = result.lines.last, let runs = try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [[String: Any]],
+              runs.count == clients else {
+            throw TestFailure("no results from the clients: \(result.stdout) \(result.stderr)")
+        }
+        var answeredTokens: [Int] = []
+        for (c, run) in runs.enumerated() {
+            let replies = run["replies"] as? [[String: Any]] ?? []
+            XCTAssertEqual(run["end"] as? String, "complete", "client \(c) after \(replies.count) of \(count) replies")
+            XCTAssertEqual(replies.count, count, "client \(c)")
+            for (i, reply) in replies.enumerated() {
+                XCTAssertNil(Protocol.errorCode(reply), "client \(c), reply \(i): \(reply)")
+                XCTAssertEqual(reply["id"] as? Int, i, "client \(c): replies in order, one per request: \(reply)")
+            }
+            answeredTokens.append(replies.reduce(0) { $0 + ($1["tokens"] as? Int ?? 0) })
+        }
+        XCTAssertEqual(try handOvers(of: clients) - handedBefore, 1, "one handover of all \(clients) connections")
+        // Serving the queued feeds before the handover took about 10 s here (and past 10 s,
+        // recurd's grace period, a cancellation that reset every client); handing them over, ~1 s.
+        XCTAssertLessThan(restartSeconds, 6, "systemctl restart took \(restartSeconds) s: were the queued requests served first?")
+        let infos = try requests(as: "alice", (0..<clients).map { ["op": "info", "stream": "\(label)-\($0)"] })
+        for (c, info) in infos.enumerated() {
+            XCTAssertEqual(info["offset"] as? Int, answeredTokens[c], "stream \(c): \(info)")
+        }
+        print("restart with deep pipelines: \(clients) clients × \(count) feeds, restart took \(String(format: "%.2f", restartSeconds)) s, every request answered on its connection")
+    }
+
+    /// Starts `clients` clients as alice inside the harness, each on its own connection and
+    /// stream "<label>-<c>", pipelining feeds of Hamlet's lines (id 0, 1, ...) as fast as its
+    /// socket takes them while reading the replies: forever (`requests` nil: until recurd closes
+    /// the connection) or `requests` of them (then until it has read a reply to each). Returns
+    /// once every client has read 3 replies; the process prints, as its last line, a JSON array:
+    /// per client "sent", "replies" (the non-event messages) and "end" ("eof", "complete",
+    /// "reset" or the error).
+    private func pipeliningClients(_ clients: Int, label: String, requests: Int?) throws -> ChildProcess {
+        let harness = try booted()
+        let lines = try String(contentsOf: Repository.hamlet, encoding: .utf8).split(separator: "\n").map(String.init)
+        let spec = try JSONSerialization.data(withJSONObject: ["clients": clients, "label": label, "lines": lines,
+                                                               "requests": requests as Any? ?? NSNull()])
+        let script = """
+            import json, socket, sys, threading
+            spec = json.loads(sys.stdin.read())
+            lines, label, total = spec["lines"], spec["label"], spec["requests"]
+            results = [None] * spec["clients"]
+            streaming = threading.Semaphore(0)
+            def client(c):
+                r = {"sent": 0, "replies": [], "end": None}
+                s = socket.socket(socket.AF_UNIX)
+                s.settimeout(60)
+                s.connect("/run/recurd.sock")
+                over = threading.Event()
+                def writer():
+                    i = 0
+                    try:
+                        while not over.is_set() and (total is None or i < total):
+                            text = lines[(7 * c + i) % len(lines)] + "\\n"
+                            s.sendall((json.dumps({"op": "feed", "stream": label + "-" + str(c), "text": text, "id": i}) + "\\n").encode())
+                            i += 1
+                            r["sent"] = i
+                    except OSError:
+                        pass  # recurd closed the connection: the requests not fully sent count as unsent
+                threading.Thread(target=writer, daemon=True).start()
+                f = s.makefile("rb")
+                try:
+                    for raw in f:
+                        m = json.loads(raw)
+                        if "token" in m or "notice" in m:
+                            continue
+                        r["replies"].append(m)
+                        if len(r["replies"]) == 3:
+                            streaming.release()
+                        if len(r["replies"]) == total:
+                            break
+                    r["end"] = "complete" if total is not None and len(r["replies"]) == total else "eof"
+                except ConnectionResetError:
+                    r["end"] = "reset"
+                except OSError as e:
+                    r["end"] = repr(e)
+                over.set()
+                s.shutdown(socket.SHUT_RDWR)  # wakes the writer; recurd sees the client close
+                f.close()
+                s.close()
+                results[c] = r
+            threads = [threading.Thread(target=client, args=(c,)) for c in range(spec["clients"])]
+            for t in threads:
+                t.start()
+            for _ in threads:
+                streaming.acquire()
+            print("streaming", flush=True)
+            for t in threads:
+                t.join()
+            print(json.dumps(results), flush=True)
+            """
+        let child = try ChildProcess(SystemdHarness.script, ["run", "\(harness.pid)", "setpriv", "--reuid=alice", "--regid=alice",
+                                                             "--init-groups", "/usr/bin/python3", "-c", script],
+                                     in: Self.workDirectory, stdin: spec)
+        addTeardownBlock { child.signal(SIGKILL) }
+        try child.waitFor("every client streaming", timeout: 60) { child.stdoutSoFar.contains("streaming") }
+        return child
+    }
+}

@@ -33,6 +33,38 @@ final class SystemdLightTests: XCTestCase {
         XCTAssertEqual(try child.wait().status, 0)
     }
 
+    /// Issue 14 item 4: with a descriptor store (a $NOTIFY_SOCKET), SIGUSR2 (the unit's
+    /// RestartKillSignal=) is a restart: the connection goes to the store (FDSTORE=1, named
+    /// recurd-conn-<id>) with the handover state. SIGTERM is a stop: nothing is stored, the
+    /// client reads its reply, then end of file, and recurd says once why it did not hand over.
+    func test_restartSignalHandsConnectionsOver_sigtermClosesThemWithoutStoring() throws {
+        for (signal, restarts) in [(SIGUSR2, true), (SIGTERM, false)] {
+            let directory = try makeWorkDirectory(self)
+            let (child, listener, socket) = try notifyingDaemon(directory, model: Repository.shakespeareModel)
+            try listener.waitFor("READY=1") { $0.contains("READY=1") }
+            let client = try SocketClient(path: socket)
+            let (events, reply) = try client.request(["op": "feed", "stream": "kept", "text": "To be"])
+            XCTAssertEqual(events.count, 5, "\(reply)")
+            child.signal(signal)
+            let result = try child.wait(timeout: 30)
+            XCTAssertEqual(result.status, 0, "signal \(signal): \(result.stderr)")
+            var messages: [String] = []
+            while let message = listener.next(timeout: 0) { messages.append(message) }  // all sent before the exit
+            let stored = messages.filter { $0.hasPrefix("FDSTORE=1") }
+            if restarts {
+                XCTAssertTrue(stored.contains { $0.contains("FDNAME=recurd-conn-") }, "the connection is handed over: \(messages)")
+                XCTAssertTrue(stored.contains { $0.contains("FDNAME=recurd-handover") }, "\(messages)")
+                XCTAssertTrue(result.stderr.contains("restarting (signal \(SIGUSR2))"), result.stderr)
+                XCTAssertTrue(result.stderr.contains("handed 1 connections over to the next process"), result.stderr)
+            } else {
+                XCTAssertEqual(stored, [], "a stop stores nothing (systemd would close it with a reset)")
+                XCTAssertNil(try client.readLine(timeout: 5), "the client reads end of file")
+                XCTAssertTrue(result.stderr.contains("stopping, not restarting"), result.stderr)
+                XCTAssertFalse(result.stderr.contains("handed "), result.stderr)
+            }
+        }
+    }
+
     func test_watchdog_pingsWhileEngineTurns_andStopsWhenEngineHangs() throws {
         let directory = try makeWorkDirectory(self)
         let (child, listener, _) = try notifyingDaemon(directory, model: Repository.shakespeareModel,

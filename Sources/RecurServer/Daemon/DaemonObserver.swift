@@ -38,9 +38,14 @@ public protocol DaemonObserver: Sendable {
     func reloading(_ daemon: DaemonHandle)
     /// A reload has ended.
     func reloaded(_ outcome: ReloadOutcome, daemon: DaemonHandle)
-    /// Where connections go at a graceful stop so that the next process serves them on
-    /// (systemd's fd store); nil closes them.
+    /// Where connections go at a graceful stop that is a restart, so that the next process
+    /// serves them on (systemd's fd store); nil closes them at every stop.
     var descriptorStore: (any DescriptorStore)? { get }
+    /// The signal by which the service manager stops the daemon for a restart (systemd's
+    /// `RestartKillSignal=`). A graceful stop by it hands the connections over to
+    /// `descriptorStore`; one by SIGTERM or SIGINT is a stop, which closes each connection
+    /// cleanly after its last reply. nil: no restart is ever announced.
+    var restartSignal: Int32? { get }
 }
 
 extension DaemonObserver {
@@ -54,6 +59,8 @@ extension DaemonObserver {
     public func reloaded(_ outcome: ReloadOutcome, daemon: DaemonHandle) {}
     /// None: connections close at a graceful stop.
     public var descriptorStore: (any DescriptorStore)? { nil }
+    /// None: every graceful stop is a stop.
+    public var restartSignal: Int32? { nil }
 }
 
 /// The observer that does nothing: recurd outside any service manager, and tests.

@@ -6,8 +6,9 @@ import ServiceLifecycle
 
 /// Runs `recurd`: builds the engine for `model`, the socket server and/or the stdin pipeline
 /// that `configuration` asks for, and runs them in a `ServiceGroup` until SIGTERM or SIGINT
-/// (graceful: stop accepting, finish in-flight requests, then return) or, in stdin mode,
-/// until the end of input. With `configuration.modelPath`, SIGHUP reloads the model
+/// (graceful: stop accepting, finish in-flight requests, then return), the observer's
+/// `restartSignal` (the same, handing the connections over to its `descriptorStore`) or, in
+/// stdin mode, until the end of input. With `configuration.modelPath`, SIGHUP reloads the model
 /// (`ModelReloader`). `observer` adds services and hears of readiness and reloads (recurd's
 /// systemd integration plugs in there).
 /// - Throws: `ConfigurationError` for a configuration that cannot run or a socket path in
@@ -55,10 +56,13 @@ public func runDaemon(configuration: RecurdConfiguration, model: Model, logger: 
         logger.info("deleted \(discarded.count) private streams of connections that are gone from the state store",
                     metadata: ["recurd.store.discarded": "\(discarded.count)"])
     }
+    // A restart is told from a stop by its signal; trapped before anything is served.
+    let restart = RestartRequest()
+    let restartListener = observer.restartSignal.map { RestartSignalListener(signal: $0, request: restart, logger: logger) }
     if serving {
         let server = SocketServer(engine: engine, configuration: configuration, notices: notices, logger: logger,
                                   limiter: limiter, listening: announce,
-                                  descriptorStore: observer.descriptorStore,
+                                  descriptorStore: observer.descriptorStore, restart: restart,
                                   adoptedPrivateStreams: discardLeftoverPrivateStreams)
         services.append(.init(service: server, serviceName: "socket"))
     } else {
@@ -69,6 +73,10 @@ public func runDaemon(configuration: RecurdConfiguration, model: Model, logger: 
     }
     for (i, service) in observer.services(for: daemon).enumerated() {
         services.append(.init(service: service, serviceName: "observer-\(i)"))
+    }
+    if let restartListener {
+        // The restart signal ends it, which shuts the group down gracefully as SIGTERM does.
+        services.append(.init(service: restartListener, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "restart"))
     }
     if configuration.stdin {
         // The end of input ends the daemon, as a pipeline stage should.

@@ -57,8 +57,15 @@ final class LineFramingHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        // Resumed bytes may already hold complete lines.
-        if buffer.readableBytes > 0 { context.eventLoop.execute { self.frame(context: context) } }
+        // Resumed bytes may already hold complete lines (a restart hands over the lines a
+        // connection had queued). The async channel takes lines in at the end of a read: end one,
+        // or they would wait for the client's next bytes.
+        if buffer.readableBytes > 0 {
+            context.eventLoop.execute {
+                self.frame(context: context)
+                context.fireChannelReadComplete()
+            }
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

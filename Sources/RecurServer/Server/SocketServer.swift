@@ -11,8 +11,10 @@ import ServiceLifecycle
 /// (docs/PROTOCOL.md). Each connection is served by its own task, its requests in order,
 /// and its failures end only that connection.
 ///
-/// On graceful shutdown it stops accepting, lets every connection finish the requests it has
-/// already received, closes them, and removes the socket file it created.
+/// On graceful shutdown it stops accepting, lets every connection finish the request it is
+/// being served, closes them cleanly (or, at a restart with a descriptor store, hands them over
+/// to the next process with the requests queued behind it), and removes the socket file it
+/// created.
 public final class SocketServer: Service {
     let engine: StreamEngine
     let configuration: RecurdConfiguration
@@ -23,8 +25,10 @@ public final class SocketServer: Service {
     let limiter: ConnectionLimiter
     let listening: @Sendable () -> Void
     let rateLimiter: ByteRateLimiter?
-    /// Where connections go at a graceful stop instead of being closed (systemd's fd store).
+    /// Where connections go at a restart instead of being closed (systemd's fd store).
     let descriptorStore: (any DescriptorStore)?
+    /// Set when the graceful stop is a restart; otherwise the connections are closed.
+    let restart: RestartRequest
     /// Drawn at start: part of every private stream's name, so that no name recurs.
     let privateTag = UInt64.random(in: 0...UInt64.max)
     /// Told, before any connection is served, the private streams of the connections taken
@@ -37,19 +41,22 @@ public final class SocketServer: Service {
     ///     opens a mailbox on it for each connection.
     ///   - listening: called once the socket accepts connections.
     ///   - group: the event loops for the sockets.
-    ///   - descriptorStore: where connections are handed over at a graceful stop; nil closes them.
+    ///   - descriptorStore: where connections are handed over at a graceful stop that is a
+    ///     restart; nil closes them.
+    ///   - restart: set before the graceful shutdown when it is a restart (`RestartSignalListener`).
     public convenience init(engine: StreamEngine, configuration: RecurdConfiguration, notices: NoticeRouter, logger: Logger,
                             listening: @escaping @Sendable () -> Void = {}, descriptorStore: (any DescriptorStore)? = nil,
+                            restart: RestartRequest = RestartRequest(),
                             group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
         self.init(engine: engine, configuration: configuration, notices: notices, logger: logger,
                   limiter: ConnectionLimiter(limit: configuration.maxConnections), listening: listening,
-                  descriptorStore: descriptorStore, group: group)
+                  descriptorStore: descriptorStore, restart: restart, group: group)
     }
 
     /// The same with a shared `limiter` (the daemon counts connections for its status).
     init(engine: StreamEngine, configuration: RecurdConfiguration, notices: NoticeRouter, logger: Logger,
          limiter: ConnectionLimiter, listening: @escaping @Sendable () -> Void, descriptorStore: (any DescriptorStore)?,
-         adoptedPrivateStreams: @escaping @Sendable (Set<String>) -> Void = { _ in },
+         restart: RestartRequest, adoptedPrivateStreams: @escaping @Sendable (Set<String>) -> Void = { _ in },
          group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
         precondition(configuration.socketPath != nil || configuration.listeningDescriptor != nil,
                      "a socket server needs a socket path or a listening descriptor")
@@ -62,6 +69,7 @@ public final class SocketServer: Service {
         self.limiter = limiter
         self.listening = listening
         self.descriptorStore = descriptorStore
+        self.restart = restart
         self.adoptedPrivateStreams = adoptedPrivateStreams
         rateLimiter = configuration.maxBytesPerSecondPerUser.map { ByteRateLimiter(bytesPerSecond: $0) }
     }
@@ -70,10 +78,11 @@ public final class SocketServer: Service {
     public var openConnections: Int { limiter.open }
 
     /// Binds (or adopts the listening descriptor), serves until graceful shutdown, then waits
-    /// for the open connections to finish. With a `DescriptorStore` (recurd under systemd), a
-    /// graceful shutdown instead hands every connection over: it stops reading at a request
-    /// boundary, finishes the requests already received, flushes the replies and puts the
-    /// socket, with what the connection had not yet framed, into the store for the next process
+    /// for the open connections to finish: each stops reading, finishes the request it is being
+    /// served (those queued behind it are not executed), flushes the replies and is closed
+    /// cleanly (the client reads its replies, then end of file). At a restart (`restart` set)
+    /// with a `DescriptorStore` (recurd under systemd), each connection is instead put into the
+    /// store, with the lines it had queued and what it had not yet framed, for the next process
     /// (`configuration.inheritance`), which serves it on as if nothing happened.
     /// - Throws: `ConfigurationError` when the socket path is taken; the system's error when
     ///   binding fails.
@@ -104,16 +113,26 @@ public final class SocketServer: Service {
             } onGracefulShutdown: {
                 acceptor.stop()
             }
-            logger.info(descriptorStore == nil ? "stopped accepting connections; finishing the open ones"
-                                               : "stopped accepting connections; handing the open ones over to the next process")
+            if descriptorStore == nil {
+                logger.info("stopped accepting connections; finishing the open ones")
+            } else if handsOver {
+                logger.info("stopped accepting connections; handing the open ones over to the next process")
+            } else {
+                // Under systemd: say once why the connections are not kept for a next process.
+                logger.notice("stopping, not restarting: finishing the requests in flight, then closing each connection cleanly")
+            }
         }
         var keepPath = false
-        if let store = descriptorStore {
+        if let store = descriptorStore, handsOver {
             keepPath = handOver(listening: listeningDescriptor, connections: collector.all, to: store)
         }
         close(listeningDescriptor)
         if let bound, !keepPath { SocketPath.remove(bound) }
     }
+
+    /// Whether the connections go to the descriptor store: a restart with a store. Only read
+    /// once the graceful shutdown has begun, after `restart` was set.
+    private var handsOver: Bool { descriptorStore != nil && restart.isSet }
 
     /// Runs a connection's task on the event loop its channel will use: no thread hop between
     /// reading a line, serving it and writing the reply.
@@ -263,17 +282,37 @@ public final class SocketServer: Service {
                         }
                     }
                     var writer = ReplyWriter(allocator: channel.channel.allocator) { try await outbound.write($0) }
+                    // Set at a graceful stop: the request being served is finished, not the ones
+                    // queued behind it (`QueuedAtStop`).
+                    let atStop = Locked<QueuedAtStop?>(nil)
+                    var queued = QueuedLines()
                     try await withGracefulShutdownHandler {
                         for try await frame in inbound {
+                            switch atStop.withLock({ $0 }) {
+                            case .drop?:
+                                queued.dropped += 1
+                                continue
+                            case .handOver?:
+                                if case .line(let line) = frame, queued.hold(line) { continue }
+                                // An over-long line has no bytes to hand over: serve the held lines
+                                // before its error, in order, and everything after it.
+                                queued.servesAll = true
+                                for line in queued.takeAll() { try await session.serve(.line(line), writer: &writer) }
+                            case nil:
+                                break
+                            }
                             let size = QueueGate.size(of: frame)
                             try await session.serve(frame, writer: &writer)
                             gate.served(size)
                         }
                     } onGracefulShutdown: {
                         // Stop reading now and end the inbound stream after the lines already
-                        // framed, which are still served. With a store, what is still in the
-                        // socket waits for the next process; without, the connection is closed
-                        // cleanly once they are answered.
+                        // framed. Only the request being served is finished: at a restart the
+                        // lines queued behind it and what is still in the socket wait for the
+                        // next process; at a stop they are dropped, and the connection is closed
+                        // cleanly once that request is answered.
+                        let handsOver = self.handsOver
+                        atStop.withLock { $0 = handsOver ? .handOver : .drop }
                         let raw = channel.channel
                         let gate = gate.gate
                         raw.eventLoop.execute {
@@ -282,11 +321,16 @@ public final class SocketServer: Service {
                             raw.pipeline.fireUserInboundEventTriggered(HandoverEvent())
                         }
                     }
+                    if box.input == nil {
+                        // The client ended its input first: there is no handover, serve them.
+                        for line in queued.takeAll() { try await session.serve(.line(line), writer: &writer) }
+                    }
+                    if queued.dropped > 0 { logger.debug("stopping: \(queued.dropped) requests read but not started get no reply") }
                     notices.close(id)
-                    if let input = box.input, let store {
+                    if let input = box.input, let store, self.handsOver {
                         try await Self.drain(channel.channel)
                         let record = HandedOverConnection(id: id, name: HandoverState.connectionName(id),
-                                                          privateStream: session.privateStream, input: input,
+                                                          privateStream: session.privateStream, input: queued.input(before: input),
                                                           usedPrivateStream: session.usedPrivateStream,
                                                           subscriptions: engine.subscriptions(of: id))
                         // The store keeps its own copy of the socket; closing ours below does not
