@@ -150,28 +150,38 @@ extension EngineCore {
 
     // MARK: One batched step
 
-    /// Picks the rows of the next step, fairly: first every stream whose head job has taken
-    /// fewer than `promptRows` rows (a new or short request), then the streams further into
-    /// long jobs, in turn. While prompt rows are taken, at most `bulkRowsBesidePrompt` long
-    /// rows join them, so a short request is not held up by steps of many long rows; without
-    /// prompt rows a step takes up to `maxBatch`. Each stream takes at most one row, so its
-    /// tokens stay in order. Under the lock (a token log may be extending a feed's durable range).
+    /// Picks the rows of the next step, fairly. First the streams whose head job has taken
+    /// fewer than `promptRows` rows (a new or short request, the start of each piece of a long
+    /// feed): at most `promptRowsPerStep`, those with the fewest rows taken first, in turn among
+    /// equals. Then the streams further into long jobs, in turn: at most `bulkRowsBesidePrompt`
+    /// beside prompt rows, so that a short request's steps stay short, else up to `maxBatch`.
+    /// Each stream takes at most one row, so its tokens stay in order. Under the lock (a token
+    /// log may be extending a feed's durable range).
     private func selectRows() {
         rows.removeAll(keepingCapacity: true)
         let n = active.count
         guard n > 0 else { return }
         let start = rotation % n
         var next = 0  // where the next step's turn starts, when not every stream fits
-        var prompt = 0
-        for i in 0..<n where rows.count < options.maxBatch {
+        promptIndices.removeAll(keepingCapacity: true)
+        for i in 0..<n {
             let index = (start + i) % n
-            guard active[index].jobs[0].rowsTaken < options.promptRows else { continue }
+            if active[index].jobs[0].rowsTaken < options.promptRows { promptIndices.append(index) }
+        }
+        let promptLimit = min(options.maxBatch, options.promptRowsPerStep)
+        if promptIndices.count > promptLimit {
+            // Fewest rows taken first; the sort is stable, so equals keep their turn order.
+            let taken = promptIndices.map { active[$0].jobs[0].rowsTaken }
+            let order = taken.indices.sorted { taken[$0] < taken[$1] || (taken[$0] == taken[$1] && $0 < $1) }
+            promptIndices = order.prefix(promptLimit).map { promptIndices[$0] }
+        }
+        for index in promptIndices {
             take(active[index])
-            prompt += 1
             next = (index + 1) % n
         }
+        let prompt = rows.count
         let limit = prompt > 0 ? min(options.maxBatch, prompt + options.bulkRowsBesidePrompt) : options.maxBatch
-        if prompt < n {
+        if active.count > prompt {
             for i in 0..<n where rows.count < limit {
                 let index = (start + i) % n
                 guard active[index].jobs[0].rowsTaken >= options.promptRows else { continue }

@@ -60,6 +60,8 @@ final class EngineCore: @unchecked Sendable {
     /// the next step's turn starts when not all of them fit (`selectRows`).
     var active: [StreamRecord] = []
     var rotation = 0
+    /// (engine thread) Scratch of `selectRows`: indices in `active` of the prompt rows it takes.
+    var promptIndices: [Int] = []
     /// (engine thread; swapped under the lock between steps)
     var stepper: Stepper
     /// (lock) Heartbeats, a model swap, the test-only hang.

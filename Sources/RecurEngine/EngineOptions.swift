@@ -7,6 +7,10 @@ public struct EngineOptions: Sendable {
     /// short request finishes in about as many steps as it has tokens, whatever long feeds are
     /// in progress.
     public var promptRows = 64
+    /// Rows of jobs within their first `promptRows` that one step takes at most, the jobs with
+    /// the fewest rows taken first (a request that has just come goes ahead of a burst of
+    /// requests already under way).
+    public var promptRowsPerStep = 32
     /// While some job is within its first `promptRows` rows, at most this many rows of longer
     /// jobs (in turn) share its steps, which keeps those steps short; otherwise a step takes up
     /// to `maxBatch` rows.
@@ -50,6 +54,7 @@ public struct EngineOptions: Sendable {
     func check() {
         precondition(maxBatch >= 1, "maxBatch \(maxBatch) must be at least 1")
         precondition(promptRows >= 0, "promptRows \(promptRows) must not be negative")
+        precondition(promptRowsPerStep >= 1, "promptRowsPerStep \(promptRowsPerStep) must be at least 1")
         precondition(bulkRowsBesidePrompt >= 1, "bulkRowsBesidePrompt \(bulkRowsBesidePrompt) must be at least 1")
         precondition(defaultTopK >= 0 && defaultTopK <= maxTopK, "defaultTopK \(defaultTopK) must be within 0...maxTopK \(maxTopK)")
         precondition(maxPredict >= 0, "maxPredict \(maxPredict) must not be negative")

@@ -114,6 +114,9 @@ struct Recurd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Scheduling: the first n tokens of every request are stepped before tokens of requests further along, and while any are, at most --bulk-rows-per-step tokens of longer requests share each step, so a short request is not slowed by long feeds in progress (0: plain turns, every request alike; default: \(EngineOptions().promptRows)).", valueName: "n"))
     var promptRows = EngineOptions().promptRows
 
+    @Option(help: ArgumentHelp("Scheduling: tokens of requests within their first --prompt-rows stepped at once at most, those with the fewest stepped first (default: \(EngineOptions().promptRowsPerStep)).", valueName: "n"))
+    var promptRowsPerStep = EngineOptions().promptRowsPerStep
+
     @Option(help: ArgumentHelp("Scheduling: tokens of long requests stepped beside a short request's (see --prompt-rows; default: \(EngineOptions().bulkRowsBesidePrompt)).", valueName: "n"))
     var bulkRowsPerStep = EngineOptions().bulkRowsBesidePrompt
 
@@ -198,6 +201,9 @@ struct Recurd: AsyncParsableCommand {
         if promptRows < 0 {
             throw ValidationError("--prompt-rows must be 0 (plain turns) or more, got \(promptRows)")
         }
+        if promptRowsPerStep < 1 {
+            throw ValidationError("--prompt-rows-per-step must be at least 1, got \(promptRowsPerStep)")
+        }
         if bulkRowsPerStep < 1 {
             throw ValidationError("--bulk-rows-per-step must be at least 1, got \(bulkRowsPerStep)")
         }
@@ -278,6 +284,7 @@ struct Recurd: AsyncParsableCommand {
         if let checkpointInterval { engine.checkpointInterval = checkpointInterval }
         engine.maxStreamsPerUser = maxStreamsPerUser > 0 ? maxStreamsPerUser : nil
         engine.promptRows = promptRows
+        engine.promptRowsPerStep = promptRowsPerStep
         engine.bulkRowsBesidePrompt = bulkRowsPerStep
         var configuration = RecurdConfiguration()
         // A socket systemd passed wins over --socket (which then names the same path for when

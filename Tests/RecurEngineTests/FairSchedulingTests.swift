@@ -30,9 +30,9 @@ final class FairSchedulingTests: XCTestCase {
         return (core.stepsTaken, core.rowsStepped, core.tokensAbsorbed)
     }
 
-    /// Runs `longStreams` feeds of `longCharacters` each, and once a 100-token trigger feed
+    /// Runs `longStreams` feeds of `longCharacters` each, and once a trigger feed
     /// (started with them) is done, a 16-character probe; returns the probe's steps and rows.
-    private func runProbe(options: EngineOptions, longStreams: Int, longCharacters: Int,
+    private func runProbe(options: EngineOptions, longStreams: Int, longCharacters: Int, triggerCharacters: Int = 100,
                           file: StaticString = #filePath, line: UInt = #line) async throws -> (steps: Int, rows: Int, longTokens: Int, tokensAtProbe: Int) {
         let model = Fixtures.model(cell: .lstm, layers: 2)
         let engine = StreamEngine(model: model, options: options)
@@ -40,7 +40,7 @@ final class FairSchedulingTests: XCTestCase {
         let core = engine.core
         var rng = TestRNG(state: 21)
         let texts = (0..<longStreams).map { _ in Fixtures.randomText(&rng, characters: longCharacters) }
-        let trigger = Fixtures.randomText(&rng, characters: 100)
+        let trigger = Fixtures.randomText(&rng, characters: triggerCharacters)
         let probe = Fixtures.randomText(&rng, characters: 16)
         let longs = texts.enumerated().map { i, text in
             Task { try await engine.feed(stream: "long-\(i)", text: Array(text.utf8), topK: 3, client: 1) }
@@ -107,6 +107,20 @@ final class FairSchedulingTests: XCTestCase {
         // The step chosen before the probe came carried the 40 long rows; each of the probe's
         // own 16 at most 8 beside it (before fair admission: all 40, 680 rows in all).
         XCTAssertLessThanOrEqual(seen.rows, 40 + 16 * 9, "rows in the probe's steps (\(seen.rows) in \(seen.steps))")
+    }
+
+    func test_shortFeed_whileABurstOfNewFeedsIsInItsPromptRows_goesFirst() async throws {
+        // 40 feeds started together are all within their first promptRows (about 30 rows each
+        // when the probe comes): the probe, with none taken, goes ahead of them, and the steps
+        // take at most promptRowsPerStep of them.
+        var options = EngineOptions()
+        options.promptRowsPerStep = 8
+        options.bulkRowsBesidePrompt = 4
+        let seen = try await runProbe(options: options, longStreams: 40, longCharacters: 1500, triggerCharacters: 30)
+        XCTAssertLessThan(seen.tokensAtProbe, seen.longTokens, "the long feeds were still running when the probe finished")
+        XCTAssertLessThanOrEqual(seen.steps, 17, "steps the 16-token probe took beside a burst of 40 new feeds")
+        // Every step here has at most 8 prompt rows and 4 others (before: all 41 streams, 697 rows).
+        XCTAssertLessThanOrEqual(seen.rows, 17 * 12, "rows in the probe's steps (\(seen.rows) in \(seen.steps))")
     }
 
     func test_promptRowsZero_isPlainTurns() async throws {
