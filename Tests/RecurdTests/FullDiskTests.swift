@@ -6,8 +6,8 @@ import XCTest
 /// ENOSPC): no stream is lost and no acknowledged feed is taken back. A stream that cannot be
 /// stored stays in memory over `--max-streams` (counted in `stats`, logged), its results are
 /// still exactly `recur eval`'s, and once space is freed the daemon moves it to the store on its
-/// own. Under `--durability strict` a feed whose tokens cannot be logged fails with a clear
-/// error and is not acknowledged.
+/// own. Under `--durability strict` and `batched` a feed whose tokens cannot be logged fails
+/// with a clear error and is not acknowledged.
 final class FullDiskTests: XCTestCase {
     /// A 4 MiB tmpfs (mode 700) mounted in the test's work directory, unmounted at teardown;
     /// skips when this process may not mount (not root, or no mount namespace of its own).
@@ -105,19 +105,29 @@ final class FullDiskTests: XCTestCase {
     }
 
     func testFullDisk_durabilityStrict_feedThatCannotBeLoggedFailsAndIsNotAcknowledged() throws {
+        try assertUnloggableFeedFails(durability: "strict")
+    }
+
+    func testFullDisk_durabilityBatched_feedThatCannotBeLoggedFailsAndIsNotAcknowledged() throws {
+        try assertUnloggableFeedFails(durability: "batched")
+    }
+
+    private func assertUnloggableFeedFails(durability: String, file: StaticString = #filePath, line: UInt = #line) throws {
         let directory = try makeWorkDirectory(self)
         let small = try smallFilesystem(in: directory)
         let state = small.appendingPathComponent("state").path
-        let daemon = try Daemon.start(self, arguments: ["--state-dir", state, "--durability", "strict"], in: directory)
+        let arguments = ["--state-dir", state, "--durability", durability]
+        let daemon = try Daemon.start(self, arguments: arguments, in: directory)
         let client = try daemon.connect()
         let first = "To be, or not"
-        XCTAssertEqual(try client.request(["op": "feed", "stream": "s", "text": first]).events.count, first.count)
+        let firstEvents = try client.request(["op": "feed", "stream": "s", "text": first]).events
+        XCTAssertEqual(firstEvents.count, first.count)
         let filler = try fill(small)
         // The log cannot take the tokens: an error, and no event acknowledges any of them.
         let refused = " to be, that is the question"
         let (refusedEvents, error) = try client.request(["op": "feed", "stream": "s", "text": refused])
         XCTAssertEqual(refusedEvents.count, 0, "no token of a feed that could not be logged is acknowledged: \(refusedEvents)")
-        XCTAssertEqual(Protocol.errorCode(error), "internal", "a feed on a full disk under strict durability must fail: \(error)")
+        XCTAssertEqual(Protocol.errorCode(error), "internal", "a feed on a full disk under --durability \(durability) must fail: \(error)")
         let message = ((error["error"] as? [String: Any])?["message"] as? String) ?? ""
         XCTAssertTrue(message.contains("could not log") && message.contains("full"), "the error says why: \(error)")
         XCTAssertEqual(try client.request(["op": "info", "stream": "s"]).reply["offset"] as? Int, first.count,
@@ -127,11 +137,13 @@ final class FullDiskTests: XCTestCase {
         try FileManager.default.removeItem(at: filler)
         let (events, reply) = try client.request(["op": "feed", "stream": "s", "text": refused])
         XCTAssertEqual(reply["done"] as? Bool, true, "the feed once space is freed: \(reply)")
-        XCTAssertEqual(events.first?["offset"] as? Int, first.count + 1)
+        assertEventsMatchEval(firstEvents + events,
+                              try recurEvalPerToken(model: Repository.shakespeareModel, text: first + refused, in: directory),
+                              stream: "s")
         // A restart on the same directory finds every acknowledged token, and none of the refused feed twice.
         try daemon.stop(signal: SIGKILL)
-        let restarted = try Daemon.start(self, arguments: ["--state-dir", state, "--durability", "strict"], in: directory)
+        let restarted = try Daemon.start(self, arguments: arguments, in: directory)
         let info = try restarted.connect().request(["op": "info", "stream": "s"]).reply
-        XCTAssertEqual(info["offset"] as? Int, first.count + refused.count, "after kill -9 and a restart: \(info)")
+        XCTAssertEqual(info["offset"] as? Int, first.count + refused.count, "--durability \(durability), after kill -9 and a restart: \(info)")
     }
 }
