@@ -2,7 +2,10 @@
 """recurd under abusive load (docs/PERFORMANCE.md, "Abusive clients").
 
     python3 scripts/abuse-bench.py [--recurd .build/release/recurd] [--model MODEL]
-                                   [--only storm,stalled,pipelining] [--extra "recurd flags"]
+                                   [--only storm,stalled,pipelining] [--extra "recurd flags"]...
+
+With --extra given more than once, each scenario runs once per set of flags (e.g. --extra=""
+--extra="--prompt-rows 0" compares fair admission of rows with plain turns in one run).
 
 Each scenario runs against a fresh recurd on a Unix socket in a temporary directory:
 
@@ -33,9 +36,9 @@ def raise_fd_limit():
 
 
 class Daemon:
-    def __init__(self, args, directory):
+    def __init__(self, args, directory, extra=""):
         self.socket = os.path.join(directory, "d.sock")
-        command = [args.recurd, "--model", args.model, "--socket", self.socket, "--log-level", "error"] + args.extra.split()
+        command = [args.recurd, "--model", args.model, "--socket", self.socket, "--log-level", "error"] + extra.split()
         self.process = subprocess.Popen(command)
         deadline = time.time() + 60
         while True:
@@ -249,15 +252,17 @@ def main():
     parser.add_argument("--recurd", default=os.path.join(ROOT, ".build", "release", "recurd"))
     parser.add_argument("--model", default=os.path.join(ROOT, "samples", "shakespeare-lstm.safetensors"))
     parser.add_argument("--only", default="storm,stalled,pipelining")
-    parser.add_argument("--extra", default="", help="more recurd flags")
+    parser.add_argument("--extra", action="append", help="more recurd flags; repeat to run each scenario once per set")
     parser.add_argument("--stalled-text", type=int, default=1000, help="bytes of text in each stalled client's feed")
     args = parser.parse_args()
+    variants = args.extra or [""]
     raise_fd_limit()
     rows = []
     failed = False
     with tempfile.TemporaryDirectory() as directory:
-        for scenario in args.only.split(","):
-            daemon = Daemon(args, directory)
+        for scenario, extra in [(s, e) for s in args.only.split(",") for e in variants]:
+            label = lambda name: name + (" [%s]" % extra.strip() if len(variants) > 1 else "")
+            daemon = Daemon(args, directory, extra)
             try:
                 probe = Probe(daemon)
                 probe.sample(50)  # warm up
@@ -271,7 +276,7 @@ def main():
                     detail = "; ".join("%.1f s, %s" % (t, ", ".join("%s %d" % kv for kv in e.items()) or "0 errors")
                                        for t, e in results)
                     failed |= errors > 0
-                    rows.append(("storm 3x1000", idle_rss, peak, before, percentiles(during), detail))
+                    rows.append((label("storm 3x1000"), idle_rss, peak, before, percentiles(during), detail))
                 elif scenario == "stalled":
                     sockets, sent = stalled_clients(daemon.socket, 200, MIB, args.stalled_text)
                     # The daemon serves what the clients' queues can take, then they are stalled.
@@ -280,12 +285,12 @@ def main():
                     for s, _ in sockets:
                         s.close()
                     failed |= peak - idle_rss > 150 * MIB
-                    rows.append(("stalled 200x1MiB", idle_rss, peak, before, percentiles(during),
+                    rows.append((label("stalled 200x1MiB"), idle_rss, peak, before, percentiles(during),
                                  "sent %.0f MiB in all; %.0f KiB per client over idle; stalled after %.1f s" % (sent / MIB, (peak - idle_rss) / 1024 / 200, settled)))
                 elif scenario == "pipelining":
                     peak, during, sent, settled = pipelining(daemon.socket, 20, 10, daemon, probe)
                     failed |= peak - idle_rss > 20 * MIB
-                    rows.append(("pipelining 20", idle_rss, peak, before, percentiles(during),
+                    rows.append((label("pipelining 20"), idle_rss, peak, before, percentiles(during),
                                  "sent %.1f MiB in all; %.0f KiB per client over idle; stalled after %.1f s" % (sent / MIB, (peak - idle_rss) / 1024 / 20, settled)))
                 else:
                     raise SystemExit("unknown scenario %r" % scenario)

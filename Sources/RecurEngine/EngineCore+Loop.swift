@@ -2,8 +2,8 @@ import Foundation
 import RecurCore
 
 /// The stepping thread: each iteration runs the quick jobs at the head of ready streams, then
-/// takes one token from every active stream (up to maxBatch, round-robin), steps them as one
-/// batch, and records the results. It sleeps only when no stream has work.
+/// takes one token from active streams (new and short requests first, then long ones in turn,
+/// `selectRows`), steps them as one batch, and records the results. It sleeps only when no stream has work.
 extension EngineCore {
     typealias Finished = (JobCompletion, Result<JobOutput, EngineError>)
 
@@ -127,8 +127,10 @@ extension EngineCore {
         ready = []
     }
 
-    /// Removes streams idle for longer than the timeout, telling their subscribers. Under the lock.
+    /// Moves streams left over the bound to the store when it may have room again (`relieve`),
+    /// and removes streams idle for longer than the timeout, telling their subscribers. Under the lock.
     private func sweep(at now: Moment) {
+        relieve(at: now)
         guard let timeout = options.idleTimeout else { return }
         for record in registry.idle(before: now.uptime - timeout)
         where record.subscribers.isDisjoint(with: options.clientsExemptFromExpiry) {
@@ -148,29 +150,63 @@ extension EngineCore {
 
     // MARK: One batched step
 
-    /// Picks the rows of the next step: every active stream, or maxBatch of them in turn.
-    /// Under the lock (a token log may be extending a feed's durable range).
+    /// Picks the rows of the next step, fairly. First the streams whose head job has taken
+    /// fewer than `promptRows` rows (a new or short request, the start of each piece of a long
+    /// feed): at most `promptRowsPerStep`, those with the fewest rows taken first, in turn among
+    /// equals. Then the streams further into long jobs, in turn: at most `bulkRowsBesidePrompt`
+    /// beside prompt rows, so that a short request's steps stay short, else up to `maxBatch`.
+    /// Each stream takes at most one row, so its tokens stay in order. Under the lock (a token
+    /// log may be extending a feed's durable range).
     private func selectRows() {
         rows.removeAll(keepingCapacity: true)
         let n = active.count
         guard n > 0 else { return }
-        let take = min(n, options.maxBatch)
-        let start = n > take ? rotation % n : 0
-        for i in 0..<take {
-            let record = active[(start + i) % n]
-            guard let run = record.jobs[0].steppingRun else {
-                preconditionFailure("stream '\(record.name)' is active but its head job is \(record.jobs[0].state)")
-            }
-            switch run {
-            case .predict(let prediction):
-                batchTokens[i] = prediction.lastToken
-                rows.append(Row(record: record, run: run, state: prediction.state.p))
-            case .feed(let feed):
-                batchTokens[i] = feed.tokens[feed.cursor]
-                rows.append(Row(record: record, run: run, state: record.state.p))
+        let start = rotation % n
+        var next = 0  // where the next step's turn starts, when not every stream fits
+        promptIndices.removeAll(keepingCapacity: true)
+        for i in 0..<n {
+            let index = (start + i) % n
+            if active[index].jobs[0].rowsTaken < options.promptRows { promptIndices.append(index) }
+        }
+        let promptLimit = min(options.maxBatch, options.promptRowsPerStep)
+        if promptIndices.count > promptLimit {
+            // Fewest rows taken first; the sort is stable, so equals keep their turn order.
+            let taken = promptIndices.map { active[$0].jobs[0].rowsTaken }
+            let order = taken.indices.sorted { taken[$0] < taken[$1] || (taken[$0] == taken[$1] && $0 < $1) }
+            promptIndices = order.prefix(promptLimit).map { promptIndices[$0] }
+        }
+        for index in promptIndices {
+            take(active[index])
+            next = (index + 1) % n
+        }
+        let prompt = rows.count
+        let limit = prompt > 0 ? min(options.maxBatch, prompt + options.bulkRowsBesidePrompt) : options.maxBatch
+        if active.count > prompt {
+            for i in 0..<n where rows.count < limit {
+                let index = (start + i) % n
+                guard active[index].jobs[0].rowsTaken >= options.promptRows else { continue }
+                take(active[index])
+                next = (index + 1) % n
             }
         }
-        rotation = n > take ? (start + take) % n : 0
+        rotation = rows.count < n ? next : 0
+    }
+
+    /// Adds the row of `record`'s head job to the step. Under the lock.
+    private func take(_ record: StreamRecord) {
+        let job = record.jobs[0]
+        guard let run = job.steppingRun else {
+            preconditionFailure("stream '\(record.name)' is active but its head job is \(job.state)")
+        }
+        let i = rows.count
+        switch run {
+        case .predict(let prediction):
+            batchTokens[i] = prediction.lastToken
+            rows.append(Row(record: record, job: job, run: run, state: prediction.state.p))
+        case .feed(let feed):
+            batchTokens[i] = feed.tokens[feed.cursor]
+            rows.append(Row(record: record, job: job, run: run, state: record.state.p))
+        }
     }
 
     /// Gathers the rows' states, steps them together, scatters the states back and turns each
@@ -211,6 +247,7 @@ extension EngineCore {
     private func commitRows() {
         var absorbed = 0, replayed = 0
         for row in rows {
+            row.job.rowsTaken += 1
             guard case .feed(let run) = row.run else { continue }
             let record = row.record
             record.offset += 1

@@ -44,6 +44,10 @@ final class EngineCore: @unchecked Sendable {
     /// store could not take (the stream stayed in memory).
     var streamsStored = 0
     var failedMovesToStore = 0
+    /// (lock) Whether the store's last answer to a move was a failure, and the uptime before
+    /// which the sweep does not try again (`relieve`).
+    var storeFailing = false
+    var storeRetryUptime: Double = 0
     var streamsRestored = 0
     var tokensReplayed = 0
     var stepsTaken = 0
@@ -52,9 +56,12 @@ final class EngineCore: @unchecked Sendable {
     /// (lock) The stepping thread, for `shutdown` called on it.
     var enginePThread: pthread_t?
 
-    /// (engine thread) Streams whose head job takes a row in each step, in round-robin order.
+    /// (engine thread) Streams whose head job wants a row in the next step; `rotation` is where
+    /// the next step's turn starts when not all of them fit (`selectRows`).
     var active: [StreamRecord] = []
     var rotation = 0
+    /// (engine thread) Scratch of `selectRows`: indices in `active` of the prompt rows it takes.
+    var promptIndices: [Int] = []
     /// (engine thread; swapped under the lock between steps)
     var stepper: Stepper
     /// (lock) Heartbeats, a model swap, the test-only hang.
@@ -68,6 +75,8 @@ final class EngineCore: @unchecked Sendable {
     /// One row of a step: which stream (and job) it belongs to, where its state lives.
     struct Row {
         let record: StreamRecord
+        /// The stream's head job, whose run the row steps.
+        let job: Job
         let run: StepRun
         /// (stateSize) The stream's state, or a prediction's private copy.
         let state: UnsafeMutablePointer<Float>
@@ -259,6 +268,21 @@ final class EngineCore: @unchecked Sendable {
         }
     }
 
+    /// Moves streams left over the bound (by moves the store could not take) to the store again,
+    /// least recently active first: while the store is failing, one every `storeRetryInterval`
+    /// (each failure is logged, so a full disk is not retried in a storm); once it has taken
+    /// one, every idle stream over the bound. Without it, they would wait for the next new
+    /// stream or their idle timeout. Under the lock (the sweep).
+    func relieve(at now: Moment) {
+        guard store != nil, now.uptime >= storeRetryUptime else { return }
+        var tries = storeFailing ? 1 : Int.max
+        while tries > 0, registry.count > options.maxResidentStreams,
+              let victim = registry.leastRecentlyActiveIdle() {
+            moveToStore(victim)
+            tries -= 1
+        }
+    }
+
     /// A stream being stored is wanted again: it becomes resident at once (its save, when the
     /// store answers, is no longer needed). Under the lock; the caller has checked access.
     private func takeBack(_ record: StreamRecord) throws(EngineError) {
@@ -298,10 +322,13 @@ final class EngineCore: @unchecked Sendable {
         guard let failure else {
             registry.remove(record)
             streamsStored += 1
+            storeFailing = false
             return
         }
         registry.admit(record, owner: record.owner)
         failedMovesToStore += 1
+        storeFailing = true
+        storeRetryUptime = ProcessInfo.processInfo.systemUptime + options.storeRetryInterval
         let over = registry.count - options.maxResidentStreams
         let message = "stream \(EngineError.quoted(record.name)) could not be moved to the state store (\(failure)); it stays in memory, \(over) \(over == 1 ? "stream" : "streams") over the bound of \(options.maxResidentStreams)"
         pendingNotices.append((StreamNotice(stream: record.name, kind: .notStored, message: message), []))

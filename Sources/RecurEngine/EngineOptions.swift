@@ -2,6 +2,19 @@
 public struct EngineOptions: Sendable {
     /// Streams stepped together at most: one matrix product per layer covers this many rows.
     public var maxBatch = 1024
+    /// Fair admission of rows (docs/ENGINE.md, "Which rows a step takes"): the first
+    /// `promptRows` rows of every job come before the rows of jobs that have run longer, so a
+    /// short request finishes in about as many steps as it has tokens, whatever long feeds are
+    /// in progress.
+    public var promptRows = 64
+    /// Rows of jobs within their first `promptRows` that one step takes at most, the jobs with
+    /// the fewest rows taken first (a request that has just come goes ahead of a burst of
+    /// requests already under way).
+    public var promptRowsPerStep = 32
+    /// While some job is within its first `promptRows` rows, at most this many rows of longer
+    /// jobs (in turn) share its steps, which keeps those steps short; otherwise a step takes up
+    /// to `maxBatch` rows.
+    public var bulkRowsBesidePrompt = 32
     /// Top-k predictions per event when a request does not say.
     public var defaultTopK = 5
     /// Larger k → `EngineError.badValue` (k costs a sort per token and bytes per event).
@@ -29,6 +42,10 @@ public struct EngineOptions: Sendable {
     public var checkpointInterval = 4096
     /// Seconds between idle-expiry sweeps of the engine thread (small in tests).
     public var sweepInterval: Double = 1
+    /// With a store: seconds after a move to the store failed (a full disk) before the sweep
+    /// tries again to move the streams left over the bound, one first; once one is stored, the
+    /// rest follow at the next sweep.
+    public var storeRetryInterval: Double = 10
 
     /// The defaults above; set fields to change them.
     public init() {}
@@ -36,6 +53,9 @@ public struct EngineOptions: Sendable {
     /// Checks that every limit is usable; a violation is a programmer error.
     func check() {
         precondition(maxBatch >= 1, "maxBatch \(maxBatch) must be at least 1")
+        precondition(promptRows >= 0, "promptRows \(promptRows) must not be negative")
+        precondition(promptRowsPerStep >= 1, "promptRowsPerStep \(promptRowsPerStep) must be at least 1")
+        precondition(bulkRowsBesidePrompt >= 1, "bulkRowsBesidePrompt \(bulkRowsBesidePrompt) must be at least 1")
         precondition(defaultTopK >= 0 && defaultTopK <= maxTopK, "defaultTopK \(defaultTopK) must be within 0...maxTopK \(maxTopK)")
         precondition(maxPredict >= 0, "maxPredict \(maxPredict) must not be negative")
         precondition(maxResidentStreams >= 1, "maxResidentStreams \(maxResidentStreams) must be at least 1")
@@ -45,5 +65,6 @@ public struct EngineOptions: Sendable {
         precondition(maxQueuedJobsPerStream >= 1, "maxQueuedJobsPerStream \(maxQueuedJobsPerStream) must be at least 1")
         precondition(checkpointInterval >= 1, "checkpointInterval \(checkpointInterval) must be at least 1")
         precondition(sweepInterval > 0, "sweepInterval \(sweepInterval) must be positive")
+        precondition(storeRetryInterval > 0, "storeRetryInterval \(storeRetryInterval) must be positive")
     }
 }

@@ -36,6 +36,9 @@ final class Job: @unchecked Sendable {
     var access = Access.granted
     /// (lock)
     private(set) var state: JobState
+    /// (lock) Rows this job has taken in steps: below `EngineOptions.promptRows` its rows come
+    /// first (`EngineCore.selectRows`).
+    var rowsTaken = 0
 
     init(_ state: JobState, client: ClientID?, topK: Int = 0, completion: JobCompletion?) {
         self.state = state

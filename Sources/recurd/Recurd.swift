@@ -113,6 +113,15 @@ struct Recurd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Request bytes per second one Unix user may send over all its connections (0: no limit); a faster user is slowed down, not refused. Accepts K and M suffixes. Root and the admin group are exempt.", valueName: "bytes"))
     var maxBytesPerSecondPerUser = ByteCount(bytes: 0)
 
+    @Option(help: ArgumentHelp("Scheduling: the first n tokens of every request are stepped before tokens of requests further along, and while any are, at most --bulk-rows-per-step tokens of longer requests share each step, so a short request is not slowed by long feeds in progress (0: plain turns, every request alike; default: \(EngineOptions().promptRows)).", valueName: "n"))
+    var promptRows = EngineOptions().promptRows
+
+    @Option(help: ArgumentHelp("Scheduling: tokens of requests within their first --prompt-rows stepped at once at most, those with the fewest stepped first (default: \(EngineOptions().promptRowsPerStep)).", valueName: "n"))
+    var promptRowsPerStep = EngineOptions().promptRowsPerStep
+
+    @Option(help: ArgumentHelp("Scheduling: tokens of long requests stepped beside a short request's (see --prompt-rows; default: \(EngineOptions().bulkRowsBesidePrompt)).", valueName: "n"))
+    var bulkRowsPerStep = EngineOptions().bulkRowsBesidePrompt
+
     @Option(help: ArgumentHelp("Permissions of the socket file in octal, e.g. 666 to let every local user connect (streams stay private to their owner); default: as the umask makes it.", valueName: "mode"))
     var socketMode: String?
 
@@ -191,6 +200,15 @@ struct Recurd: AsyncParsableCommand {
         if maxStreamsPerUser < 0 {
             throw ValidationError("--max-streams-per-user must be 0 (no limit) or more, got \(maxStreamsPerUser)")
         }
+        if promptRows < 0 {
+            throw ValidationError("--prompt-rows must be 0 (plain turns) or more, got \(promptRows)")
+        }
+        if promptRowsPerStep < 1 {
+            throw ValidationError("--prompt-rows-per-step must be at least 1, got \(promptRowsPerStep)")
+        }
+        if bulkRowsPerStep < 1 {
+            throw ValidationError("--bulk-rows-per-step must be at least 1, got \(bulkRowsPerStep)")
+        }
         if maxBytesPerSecondPerUser.bytes < 0 {
             throw ValidationError("--max-bytes-per-second-per-user must be 0 (no limit) or more, got \(maxBytesPerSecondPerUser.bytes)")
         }
@@ -267,6 +285,9 @@ struct Recurd: AsyncParsableCommand {
         engine.idleTimeout = idleTimeout > 0 ? idleTimeout : nil
         if let checkpointInterval { engine.checkpointInterval = checkpointInterval }
         engine.maxStreamsPerUser = maxStreamsPerUser > 0 ? maxStreamsPerUser : nil
+        engine.promptRows = promptRows
+        engine.promptRowsPerStep = promptRowsPerStep
+        engine.bulkRowsBesidePrompt = bulkRowsPerStep
         var configuration = RecurdConfiguration()
         // A socket systemd passed wins over --socket (which then names the same path for when
         // recurd runs without its socket unit); systemd owns that file, so it is not removed.

@@ -1,5 +1,6 @@
 import Foundation
 import RecurCore
+import RecurTestSupport
 import XCTest
 @testable import RecurEngine
 
@@ -41,6 +42,42 @@ final class UnstorableStreamTests: XCTestCase {
             let info = try await engine.info(stream: name, client: 1)
             XCTAssertEqual(info.offset, offset, "stream \(name) after it was stored")
         }
+    }
+
+    func test_streamsLeftOverTheBound_moveToTheStoreOnTheirOwn_onceItTakesThemAgain() async throws {
+        let model = Fixtures.model(layers: 1, hidden: 16)
+        var options = EngineOptions()
+        options.maxResidentStreams = 1
+        options.idleTimeout = nil
+        options.sweepInterval = 0.01
+        options.storeRetryInterval = 0.2
+        let store = FakeStore(logsTokens: false)
+        store.failSaves = true
+        let notices = NoticeRecorder()
+        let engine = StreamEngine.started(model: model, options: options, store: store, notices: notices)
+        defer { engine.shutdown() }
+        for (i, name) in ["a", "b", "c", "d"].enumerated() {
+            _ = try await engine.feed(stream: name, tokens: [Int32(i + 1), 2], topK: 1, client: 1)
+        }
+        let over = try await eventually("3 streams over the bound", { await engine.stats() }, until: { $0.streamsOverBound == 3 })
+        // While the store fails, the sweep retries one stream per interval, not all of them.
+        let failures = over.failedMovesToStore
+        XCTAssertGreaterThanOrEqual(failures, 3, "\(over)")
+        try await eventually("a retry while the store still fails", { await engine.stats() },
+                             until: { $0.failedMovesToStore > failures })
+        let retried = await engine.stats()
+        XCTAssertLessThanOrEqual(retried.failedMovesToStore, failures + 2, "one stream per retry: \(retried)")
+        XCTAssertEqual(retried.streamsOverBound, 3)
+
+        store.failSaves = false  // space freed: no new stream is needed for them to go
+        let relieved = try await eventually("no stream over the bound", { await engine.stats() },
+                                            until: { $0.streamsOverBound == 0 && $0.streams == 1 })
+        XCTAssertEqual(relieved.streamsMovedToStore, 3, "\(relieved)")
+        for (i, name) in ["a", "b", "c", "d"].enumerated() {
+            let info = try await engine.info(stream: name, client: 1)
+            XCTAssertEqual(info.offset, 2, "stream \(name) (\(i)) after the store took it")
+        }
+        XCTAssertTrue(notices.notices.allSatisfy { $0.0.kind == .notStored }, "\(notices.notices)")
     }
 
     func test_streamBeingSaved_isTakenBackByItsNextRequest() async throws {

@@ -102,12 +102,21 @@ final class FlagErrorTests: XCTestCase {
         XCTAssertTrue(result.stderr.contains(socket), "the error names the socket path; stderr: \(result.stderr)")
     }
 
+    func testRecurd_withBadSchedulingFlags_namesTheFlag() throws {
+        let directory = try makeWorkDirectory(self)
+        let socket = directory.appendingPathComponent("s").path
+        for (flag, value) in [("--prompt-rows", "-1"), ("--prompt-rows-per-step", "0"), ("--bulk-rows-per-step", "0"), ("--prompt-rows", "many")] {
+            let result = try runRecurd(["--model", Repository.shakespeareModel.path, "--socket", socket, flag, value], in: directory)
+            assertCleanError(result, mentions: [flag])
+        }
+    }
+
     func testRecurd_help_listsEveryFlagAndExitsZero() throws {
         let directory = try makeWorkDirectory(self)
         let result = try runRecurd(["--help"], in: directory)
         XCTAssertEqual(result.status, 0, result.stderr)
         for flag in ["--model", "--socket", "--stdin", "--format", "--key-field", "--top-k", "--max-line",
-                     "--max-connections", "--max-streams", "--idle-timeout", "--log-level"] {
+                     "--max-connections", "--max-streams", "--idle-timeout", "--log-level", "--prompt-rows", "--prompt-rows-per-step", "--bulk-rows-per-step"] {
             XCTAssertTrue(result.stdout.contains(flag), "--help lacks \(flag)")
         }
     }
