@@ -91,7 +91,10 @@ final class FullDiskTests: XCTestCase {
         try FileManager.default.removeItem(at: filler)
         let relieved = try eventually("the streams over the bound moved to the store", timeout: .seconds(60),
                                       { try stats(daemon) }, until: { ($0["over_bound"] as? Int) == 0 && ($0["streams"] as? Int) == 2 })
-        XCTAssertEqual(relieved["stored_streams"] as? Int, count - 2, "\(relieved)")
+        // Every stream not resident is in the store; a resident one may be too (stored before the
+        // disk filled, then restored: `stored_streams` counts it, docs/PROTOCOL.md).
+        let stored = relieved["stored_streams"] as? Int ?? -1
+        XCTAssertTrue((count - 2)...count ~= stored, "\(relieved)")
         // Each comes back from the store where it was and goes on exactly as recur eval does.
         for i in 0..<count {
             let more = " and more"
