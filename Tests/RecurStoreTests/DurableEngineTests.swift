@@ -58,6 +58,17 @@ final class DurableEngineTests: XCTestCase {
         return texts
     }
 
+    /// The files as a crash leaves them: the database and its WAL copied while the store is
+    /// open, before any checkpoint a stop would write.
+    private func crashImage(of directory: String) throws -> String {
+        let crashed = try StoreFixtures.stateDirectory(self)
+        try FileManager.default.createDirectory(atPath: crashed, withIntermediateDirectories: true)
+        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: directory + "/streams.sqlite" + suffix) {
+            try FileManager.default.copyItem(atPath: directory + "/streams.sqlite" + suffix, toPath: crashed + "/streams.sqlite" + suffix)
+        }
+        return crashed
+    }
+
     private func assertStreamsExact(_ engine: StreamEngine, _ texts: [String: [UInt8]], _ model: Model,
                                     file: StaticString = #filePath, line: UInt = #line) async throws {
         for (name, bytes) in texts.sorted(by: { $0.key < $1.key }) {
@@ -97,13 +108,7 @@ final class DurableEngineTests: XCTestCase {
         let store = try StoreFixtures.store(directory, model, durability: .batched)
         let engine = engine(model, store, checkpointInterval: 7)
         let texts = try await feedStreams(engine, count: 16, characters: 80, seed: 2)
-        // The files as a crash leaves them: copied while the store is open and nothing was
-        // checkpointed at a stop.
-        let crashed = try StoreFixtures.stateDirectory(self)
-        try FileManager.default.createDirectory(atPath: crashed, withIntermediateDirectories: true)
-        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: directory + "/streams.sqlite" + suffix) {
-            try FileManager.default.copyItem(atPath: directory + "/streams.sqlite" + suffix, toPath: crashed + "/streams.sqlite" + suffix)
-        }
+        let crashed = try crashImage(of: directory)
         engine.shutdown()
         store.close()
 
@@ -128,11 +133,7 @@ final class DurableEngineTests: XCTestCase {
         }
         // A stream that never completed a token at all.
         _ = try await engine.feed(stream: "only", text: [0xE6], topK: 1, client: 1)
-        let crashed = try StoreFixtures.stateDirectory(self)
-        try FileManager.default.createDirectory(atPath: crashed, withIntermediateDirectories: true)
-        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: directory + "/streams.sqlite" + suffix) {
-            try FileManager.default.copyItem(atPath: directory + "/streams.sqlite" + suffix, toPath: crashed + "/streams.sqlite" + suffix)
-        }
+        let crashed = try crashImage(of: directory)
         engine.shutdown()
         store.close()
 
@@ -189,11 +190,7 @@ final class DurableEngineTests: XCTestCase {
         try await engine.fork(stream: "a", into: "a2", client: 1)
         try await engine.end(stream: "gone", client: 1)
         try await engine.reset(stream: "reset", client: 1)
-        let crashed = try StoreFixtures.stateDirectory(self)
-        try FileManager.default.createDirectory(atPath: crashed, withIntermediateDirectories: true)
-        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: directory + "/streams.sqlite" + suffix) {
-            try FileManager.default.copyItem(atPath: directory + "/streams.sqlite" + suffix, toPath: crashed + "/streams.sqlite" + suffix)
-        }
+        let crashed = try crashImage(of: directory)
         engine.shutdown()
         store.close()
 

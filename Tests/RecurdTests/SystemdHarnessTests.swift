@@ -507,10 +507,7 @@ extension SystemdHarnessTests {
         try harness.run(["systemctl", "stop", "recurd.service"])
         let stopSeconds = Date().timeIntervalSince(started)
         let result = try child.wait(timeout: 60)
-        guard let last = result.lines.last, let runs = try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [[String: Any]],
-              runs.count == clients else {
-            throw TestFailure("no results from the clients: \(result.stdout) \(result.stderr)")
-        }
+        let runs = try clientRuns(result, clients: clients)
         let after = try harness.show("recurd.service", ["ActiveState", "Result"])
         XCTAssertEqual(after["ActiveState"], "inactive", "\(after)")
         XCTAssertEqual(after["Result"], "success", "the stop ended within TimeoutStopSec=: \(after)")
@@ -566,10 +563,7 @@ extension SystemdHarnessTests {
         try harness.run(["systemctl", "restart", "recurd.service"])
         let restartSeconds = Date().timeIntervalSince(started)
         let result = try child.wait(timeout: 180)
-        guard let last = result.lines.last, let runs = try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [[String: Any]],
-              runs.count == clients else {
-            throw TestFailure("no results from the clients: \(result.stdout) \(result.stderr)")
-        }
+        let runs = try clientRuns(result, clients: clients)
         var answeredTokens: [Int] = []
         for (c, run) in runs.enumerated() {
             let replies = run["replies"] as? [[String: Any]] ?? []
@@ -590,6 +584,15 @@ extension SystemdHarnessTests {
             XCTAssertEqual(info["offset"] as? Int, answeredTokens[c], "stream \(c): \(info)")
         }
         print("restart with deep pipelines: \(clients) clients × \(count) feeds, restart took \(String(format: "%.2f", restartSeconds)) s, every request answered on its connection")
+    }
+
+    /// The per-client results the pipelining clients print as their last line.
+    private func clientRuns(_ result: ProcessResult, clients: Int) throws -> [[String: Any]] {
+        guard let last = result.lines.last, let runs = try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [[String: Any]],
+              runs.count == clients else {
+            throw TestFailure("no results from the clients: \(result.stdout) \(result.stderr)")
+        }
+        return runs
     }
 
     /// Starts `clients` clients as alice inside the harness, each on its own connection and
