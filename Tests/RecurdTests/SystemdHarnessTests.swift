@@ -449,12 +449,21 @@ extension SystemdHarnessTests {
             print(json.dumps(out))
             """
         let input = try requests.map { String(decoding: try JSONSerialization.data(withJSONObject: $0), as: UTF8.self) + "\n" }.joined()
-        let result = try booted().run(["setpriv", "--reuid=\(user)", "--regid=\(user)", "--init-groups", "/usr/bin/python3", "-I", "-c", script],
+        let result = try booted().run(Self.python(as: user, script),
                                       stdin: Data(input.utf8))
         guard let last = result.lines.last, let replies = try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [[String: Any]] else {
             throw TestFailure("no replies from the client as \(user): \(result.stdout) \(result.stderr)")
         }
         return replies
+    }
+}
+
+extension SystemdHarnessTests {
+    /// The command that runs a Python `script` as a harness `user`: isolated (`-I`), since the
+    /// working directory, whose path Python would otherwise search for modules, may be one the
+    /// user cannot read (a clone below a private directory).
+    static func python(as user: String, _ script: String) -> [String] {
+        ["setpriv", "--reuid=\(user)", "--regid=\(user)", "--init-groups", "/usr/bin/python3", "-I", "-c", script]
     }
 }
 
@@ -661,8 +670,7 @@ extension SystemdHarnessTests {
                 t.join()
             print(json.dumps(results), flush=True)
             """
-        let child = try ChildProcess(SystemdHarness.script, ["run", "\(harness.pid)", "setpriv", "--reuid=alice", "--regid=alice",
-                                                             "--init-groups", "/usr/bin/python3", "-c", script],
+        let child = try ChildProcess(SystemdHarness.script, ["run", "\(harness.pid)"] + Self.python(as: "alice", script),
                                      in: Self.workDirectory, stdin: spec)
         addTeardownBlock { child.signal(SIGKILL) }
         try child.waitFor("every client streaming", timeout: 60) { child.stdoutSoFar.contains("streaming") }
