@@ -29,19 +29,32 @@ extension ActivationTrace {
     /// feature is constant over the text.
     public func strongestUnit(for feature: [Float]) -> UnitCorrelation? {
         precondition(feature.count == steps, "feature has \(feature.count) values for \(steps) steps")
-        var best: UnitCorrelation?
+        let T = steps, H = config.hiddenSize
+        guard T >= 2 else { return nil }
+        let mean = feature.reduce(0.0) { $0 + Double($1) } / Double(T)
+        let centred = feature.map { Double($0) - mean }
+        let syy = centred.reduce(0) { $0 + $1 * $1 }
+        guard syy > 0 else { return nil }
+        // One pass per unit over the trace's rows (t + 1: block 0 is the zero state), without
+        // building each unit's series: 2 layers × 2 vectors × 256 units × T adds up.
+        var best: (unit: HiddenUnit, r: Double)?
         for k in 0..<config.layers {
             for vector in vectors {
-                for j in 0..<config.hiddenSize {
-                    let unit = HiddenUnit(layer: k, vector: vector, index: j)
-                    let v = values(of: unit)
-                    guard let r = pearson(v, feature) else { continue }
-                    if best == nil || abs(r) > abs(best!.correlation) {
-                        best = UnitCorrelation(unit: unit, correlation: r, values: v)
+                (vector == .h ? h[k] : c[k]).withUnsafeBufferPointer { all in
+                    for j in 0..<H {
+                        var sx = 0.0, sxx = 0.0, sxy = 0.0
+                        for t in 0..<T {
+                            let x = Double(all[(t + 1) * H + j])
+                            sx += x; sxx += x * x; sxy += x * centred[t]
+                        }
+                        let vx = sxx - sx * sx / Double(T)
+                        guard vx > 1e-12 * max(1, sxx) else { continue }
+                        let r = max(-1, min(1, sxy / (vx * syy).squareRoot()))
+                        if best == nil || abs(r) > abs(best!.r) { best = (HiddenUnit(layer: k, vector: vector, index: j), r) }
                     }
                 }
             }
         }
-        return best
+        return best.map { UnitCorrelation(unit: $0.unit, correlation: $0.r, values: values(of: $0.unit)) }
     }
 }
