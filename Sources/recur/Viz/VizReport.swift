@@ -115,7 +115,7 @@ struct VizReport {
     private func reachSection() -> String {
         let means = reach.meanNorms
         let points = means.enumerated().compactMap { d, norm in norm > 0 ? (Double(d + 1), log10(norm)) : nil }
-        let chart = SVGChart(title: "Memory reach", xLabel: "distance d (tokens back)", yLabel: "log₁₀ mean ‖∂ log p(xₜ) / ∂ input at t−d‖",
+        let chart = SVGChart(title: "Memory reach", xLabel: "distance d (tokens back)", yLabel: "log₁₀ mean gradient norm",
                              series: [.init(name: config.cell.rawValue.uppercased(), id: "reach", colour: "#1f77b4", points: points)])
         let values = means.map { "\($0)" }.joined(separator: " ")
         return """
@@ -139,17 +139,19 @@ struct VizReport {
         .none{color:#777;font-style:italic}.r{font-weight:600}
         """
 
-    /// Shows a token's log-probability and the model's top guesses in the info line on hover.
+    /// Shows a token's log-probability and the model's top guesses in the info line on hover;
+    /// `body[data-hover-tokens]` counts the tokens it listens on (what the browser test reads).
     static let script = """
         (function(){
-          var info=document.getElementById('info');
-          document.querySelectorAll('#surprisal span[data-logprob]').forEach(function(s){
+          var info=document.getElementById('info'), spans=document.querySelectorAll('#surprisal span[data-logprob]');
+          spans.forEach(function(s){
             s.addEventListener('mouseenter',function(){
               var lp=parseFloat(s.dataset.logprob), top=JSON.parse(s.dataset.top);
               info.textContent=JSON.stringify(s.textContent)+'  log p = '+lp.toFixed(4)+'  ('+(-lp/Math.LN2).toFixed(2)+' bits)  top: '+
                 top.map(function(e){return e[0]+' '+(100*e[1]).toFixed(1)+'%';}).join('  ');
             });
           });
+          document.body.dataset.hoverTokens=spans.length;
         })();
         """
 }
