@@ -53,7 +53,7 @@ struct VizReport {
             <section id="surprisal-section"><h2>Surprisal</h2>
             <p>Each token coloured by its surprisal, −log₂ p(token | the text before it), white at 0 bits, darkest at \
             \(Int(Self.maxBits)) or more. Hover over a token for the model's top \(scored.first?.top.count ?? 0) guesses.</p>
-            <div id="info" class="info">&nbsp;</div><div id="surprisal" class="text">
+            <div id="info" class="info">Hover over a token.</div><div id="surprisal" class="text">
             """
         for (i, piece) in pieces.enumerated() {
             guard i > 0 else { out += "<span class=\"t unscored\">\(HTML.escape(piece))</span>"; continue }
