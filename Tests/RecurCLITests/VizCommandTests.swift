@@ -133,3 +133,33 @@ final class VizCommandTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("r.html").path))
     }
 }
+
+/// `--metrics` on the log a real `recur train` run wrote.
+final class VizTrainedMetricsTests: XCTestCase {
+    func test_viz_withTheMetricsLogOfATrainingRun_drawsOnePointPerReport() throws {
+        let fixture = try TrainedFixture.get()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("recur-viz-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        try fixture.copy(to: dir)
+        try "the lazy dog sat on the mat\n".write(to: dir.appendingPathComponent("t.txt"), atomically: true, encoding: .utf8)
+        let reports = try jsonLines(dir.appendingPathComponent("model.safetensors.metrics.jsonl"))
+        let trainPoints = reports.filter { $0["train_loss"] is Double }.count
+        let valPoints = reports.filter { $0["val_loss"] is Double }.count
+        XCTAssertGreaterThan(trainPoints, 1)
+        XCTAssertGreaterThan(valPoints, 0)
+
+        let result = try Recur.run(["viz", "model.safetensors", "t.txt", "--out", "r.html",
+                                    "--metrics", "model.safetensors.metrics.jsonl"], in: dir)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let html = try String(contentsOf: dir.appendingPathComponent("r.html"), encoding: .utf8)
+        func points(_ id: String) throws -> [String] {
+            let regex = try NSRegularExpression(pattern: #"<polyline id="\#(id)"[^>]*data-points="(\d+)""#)
+            return regex.matches(in: html, range: NSRange(html.startIndex..., in: html)).map {
+                String(html[Range($0.range(at: 1), in: html)!])
+            }
+        }
+        XCTAssertEqual(try points("train-loss"), ["\(trainPoints)"])
+        XCTAssertEqual(try points("val-loss"), ["\(valPoints)"])
+    }
+}

@@ -47,7 +47,7 @@ struct Viz: ParsableCommand {
     func validate() throws {
         guard maxTokens >= 2 else { throw ValidationError("--max-tokens must be at least 2, got \(maxTokens)") }
         guard topK >= 1 else { throw ValidationError("--top-k must be at least 1, got \(topK)") }
-        guard (1...1024).contains(maxDistance) else { throw ValidationError("--max-distance must be in 1...1024, got \(maxDistance)") }
+        guard (1...256).contains(maxDistance) else { throw ValidationError("--max-distance must be in 1...256, got \(maxDistance)") }
     }
 
     func run() throws {
@@ -78,10 +78,18 @@ struct Viz: ParsableCommand {
             scored: Evaluator(model: loaded.model).scoreWithTopK(tokens, k: topK),
             features: TextFeature.allCases.map { ($0, trace.strongestUnit(for: $0.values(pieces))) },
             saturation: trace.gateSaturation(),
-            reach: MemoryReach(model: loaded.model, tokens: tokens, trace: trace, maxDistance: maxDistance),
+            reach: MemoryReach(model: loaded.model, tokens: tokens, trace: trace, maxDistance: maxDistance,
+                               maxPositions: Self.reachPositions(loaded.model.config, distance: maxDistance)),
             metrics: curves, truncatedFrom: truncatedFrom)
         try Self.write(report.render(), to: out)
         logger.info("wrote \(out)")
+    }
+
+    /// How many positions the memory reach averages over: 64, fewer when the batched windows'
+    /// widest buffers (D·P rows of V logits or G·H gates) would pass 2²⁵ floats (128 MB).
+    static func reachPositions(_ config: ModelConfig, distance D: Int) -> Int {
+        let width = max(config.vocabularySize, config.cell.gateCount * config.hiddenSize)
+        return max(1, min(64, (1 << 25) / (D * width)))
     }
 
     /// The text a token stands for: the piece itself, or for byte models the character when it
