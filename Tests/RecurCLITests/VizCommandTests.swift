@@ -163,3 +163,38 @@ final class VizTrainedMetricsTests: XCTestCase {
         XCTAssertEqual(try points("val-loss"), ["\(valPoints)"])
     }
 }
+
+/// `recur viz` on GRU and vanilla-RNN models trained for a moment by `recur train`, one-hot
+/// and embedded: the gate section follows the cell.
+final class VizCellKindTests: XCTestCase {
+    private func report(cell: String, embedding: Int) throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("recur-viz-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        try makeCorpus(sentences: 200).write(to: dir.appendingPathComponent("corpus.txt"), atomically: true, encoding: .utf8)
+        let train = try Recur.run(["train", "corpus.txt", "--out", "m.safetensors", "--cell", cell, "--hidden", "8",
+                                   "--embedding", "\(embedding)", "--seq", "16", "--batch", "4", "--epochs", "1"], in: dir)
+        XCTAssertEqual(train.status, 0, train.stderr)
+        try "the dog sat on the mat\nthe bird sings\n".write(to: dir.appendingPathComponent("t.txt"), atomically: true, encoding: .utf8)
+        let viz = try Recur.run(["viz", "m.safetensors", "t.txt", "--out", "r.html"], in: dir)
+        XCTAssertEqual(viz.status, 0, viz.stderr)
+        return try String(contentsOf: dir.appendingPathComponent("r.html"), encoding: .utf8)
+    }
+
+    func test_gru_oneHot_showsResetAndUpdateGates_andTheOneHotReach() throws {
+        let html = try report(cell: "gru", embedding: 0)
+        XCTAssertTrue(html.contains("<g id=\"gate-l1-reset\""), "no reset gate")
+        XCTAssertTrue(html.contains("<g id=\"gate-l1-update\""), "no update gate")
+        XCTAssertFalse(html.contains("gate-l1-forget"))
+        XCTAssertTrue(html.contains("its one-hot vector"))
+        XCTAssertTrue(html.contains("<polyline id=\"reach\""))
+    }
+
+    func test_rnn_saysItHasNoGates() throws {
+        let html = try report(cell: "rnn", embedding: 4)
+        XCTAssertTrue(html.contains("A vanilla RNN has no gates."))
+        XCTAssertFalse(html.contains("<g id=\"gate-"))
+        XCTAssertTrue(html.contains("data-vector=\"h\""), "the feature cells are h units")
+        XCTAssertFalse(html.contains("data-vector=\"c\""), "a c unit in an RNN")
+    }
+}
