@@ -122,6 +122,9 @@ final class VizCommandTests: XCTestCase {
                          mentions: ["invalid model file 'bad.safetensors'"])
         assertCleanError(try Recur.run(["viz", sample, "missing.txt", "--out", "r.html"], in: dir),
                          mentions: ["missing.txt"])
+        try "".write(to: dir.appendingPathComponent("empty.txt"), atomically: true, encoding: .utf8)
+        assertCleanError(try Recur.run(["viz", sample, "empty.txt", "--out", "r.html"], in: dir),
+                         mentions: ["'empty.txt' has 0 tokens"])
         try "{é}".write(to: dir.appendingPathComponent("odd.txt"), atomically: true, encoding: .utf8)
         assertCleanError(try Recur.run(["viz", sample, "odd.txt", "--out", "r.html"], in: dir),
                          mentions: ["cannot tokenize 'odd.txt'"])
