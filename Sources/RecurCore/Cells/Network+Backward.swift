@@ -4,12 +4,20 @@ extension Network {
     /// Backpropagates the mean cross-entropy of the last `forward` through the chunk, adding
     /// d loss / d parameter into `grads` (same layout as the parameters). The incoming state is
     /// treated as a constant (truncated BPTT). Overwrites `logits` with their gradient.
-    public func backward(parameters w: UnsafePointer<Float>, grads d: UnsafeMutablePointer<Float>) {
+    ///
+    /// With `lastStepOnly`, the loss is instead the mean cross-entropy of the last step's B rows
+    /// alone (what `MemoryReach` differentiates: one prediction per stream). Either way, afterwards
+    /// `dGatesIH` holds layer 0's gate gradient (N, G·H) and, for embedding models, `dInput`
+    /// the gradient at layer 0's input rows (N, E).
+    public func backward(parameters w: UnsafePointer<Float>, grads d: UnsafeMutablePointer<Float>,
+                         lastStepOnly: Bool = false) {
         let T = lastSteps, B = batch, N = T * B, H = config.hiddenSize, V = config.vocabularySize
         let GH = config.cell.gateCount * H
 
-        // d logits = (softmax - onehot) / N.
-        recur_softmax_xent(Int64(N), Int64(V), logits.p, targets, logits.p, 1 / Float(N))
+        // d logits = (softmax - onehot) / N, or / B on the last step's rows and 0 elsewhere.
+        recur_softmax_xent(Int64(N), Int64(V), logits.p, targets, logits.p,
+                           1 / Float(lastStepOnly ? B : N))
+        if lastStepOnly { logits.p.update(repeating: 0, count: (T - 1) * B * V) }
         let dlogits = UnsafePointer(logits.p)
         // d W_head (V, H) += d logitsᵀ (V, N) · top (N, H); d b_head += Σ rows.
         sgemm(transA: true, m: V, n: H, k: N, a: dlogits, lda: V, b: top.p, ldb: H, beta: 1,
