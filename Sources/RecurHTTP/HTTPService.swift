@@ -6,6 +6,10 @@ import NIOPosix
 import RecurServer
 import ServiceLifecycle
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// recurd's HTTP surface (`--http`): Hummingbird's router and HTTP/1 channel on the daemon's
 /// event loops, in the daemon's service group. Only `GET /metrics` answers (it shows no stream
 /// text, so it needs no authentication); every other path is 404.
@@ -49,7 +53,17 @@ public struct HTTPService: Service {
             }
             try await responseWriter.write(response: response.head, body: response.body)
         })
-        let server = try await bind { channel in channelSetup.setup(channel: channel, logger: logger) }
+        var socketFile: ListeningUnixSocket?
+        defer { socketFile?.remove() }
+        let server: NIOAsyncChannel<Connection, Never>
+        do {
+            if case .unix(let path) = address { socketFile = try ListeningUnixSocket(path: path) }
+            server = try await bind(socketFile?.descriptor) { channel in channelSetup.setup(channel: channel, logger: logger) }
+        } catch let error as ConfigurationError {
+            throw HTTPServiceError("cannot serve HTTP at \(address): \(error.message)")
+        } catch let error as IOError {
+            throw HTTPServiceError("cannot serve HTTP at \(address): \(String(cString: strerror(error.errnoCode)))")
+        }
         logger.info("HTTP listening on \(boundDescription(server.channel.localAddress))",
                     metadata: ["recurd.http": "\(boundDescription(server.channel.localAddress))"])
         try await withGracefulShutdownHandler {
@@ -73,7 +87,9 @@ public struct HTTPService: Service {
 
     private typealias Connection = HTTP1Channel.Value
 
-    private func bind(_ setup: @escaping @Sendable (any Channel) -> EventLoopFuture<Connection>) async throws
+    /// Binds `address`, or serves on `unixSocket` (bound by `ListeningUnixSocket` for a
+    /// `unix:` address).
+    private func bind(_ unixSocket: Int32?, _ setup: @escaping @Sendable (any Channel) -> EventLoopFuture<Connection>) async throws
         -> NIOAsyncChannel<Connection, Never> {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 256)
@@ -82,13 +98,14 @@ public struct HTTPService: Service {
         case .tcp(let host, let port):
             return try await bootstrap.serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
                 .bind(host: host, port: port) { setup($0) }
-        case .unix(let path):
-            return try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true) { setup($0) }
+        case .unix:
+            return try await bootstrap.bind(unixSocket!, cleanupExistingSocketFile: false) { setup($0) }
         case .descriptor(let descriptor):
             return try await bootstrap.bind(descriptor, cleanupExistingSocketFile: false) { setup($0) }
         }
     }
 
+    /// `address`'s description; for a TCP address the port actually bound (port 0 takes a free one).
     private func boundDescription(_ bound: SocketAddress?) -> String {
         switch (address, bound) {
         case (.unix, _): address.description
@@ -97,4 +114,11 @@ public struct HTTPService: Service {
         default: address.description
         }
     }
+}
+
+/// Why the HTTP surface could not start, as a sentence naming the address.
+struct HTTPServiceError: Error, CustomStringConvertible {
+    var description: String
+
+    init(_ description: String) { self.description = description }
 }
