@@ -95,6 +95,20 @@ final class MetricsTests: XCTestCase {
         let checked = try ChildProcess(URL(fileURLWithPath: promtool), ["check", "metrics"], in: daemon.directory,
                                        stdin: Data(exposition.utf8)).wait(timeout: 30)
         XCTAssertEqual(checked.status, 0, "promtool check metrics: \(checked.stdout)\(checked.stderr)\n\(exposition)")
+        // docs/OBSERVABILITY.md lists exactly the metrics served, and its alert rule is valid.
+        let doc = try String(contentsOf: Repository.root.appendingPathComponent("docs/OBSERVABILITY.md"), encoding: .utf8)
+        let documented = Set(doc.split(separator: "\n").filter { $0.hasPrefix("| `recurd_") }
+            .map { String($0.dropFirst(3).prefix(while: { $0 != "`" && $0 != "{" })) })
+        let served = Set(exposition.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }
+            .map { String($0.split(separator: " ")[2]) })
+        XCTAssertEqual(documented, served, "docs/OBSERVABILITY.md's table against the exposition")
+        let rule = try XCTUnwrap(doc.components(separatedBy: "```yaml\n").dropFirst().first?.components(separatedBy: "```").first)
+        let rules = daemon.directory.appendingPathComponent("rules.yml")
+        try Data(rule.utf8).write(to: rules)
+        let ruleCheck = try ChildProcess(URL(fileURLWithPath: promtool), ["check", "rules", rules.path], in: daemon.directory).wait(timeout: 30)
+        XCTAssertEqual(ruleCheck.status, 0, "promtool check rules: \(ruleCheck.stdout)\(ruleCheck.stderr)")
+        XCTAssertTrue(rule.contains("recurd_token_surprisal_bucket{le=\"12.0\"}") && exposition.contains("recurd_token_surprisal_bucket{le=\"12.0\"}"),
+                      "the rule's bucket boundary is one the histogram has")
     }
 
     func test_http_onUnixSocket_servesMetrics_andRemovesItsFileAtTheEnd() throws {
