@@ -15,14 +15,7 @@ struct EngineMetrics: Sendable {
     /// Streams moved out of memory (to the store, or dropped) after --idle-timeout.
     let streamsExpired: Counter
 
-    /// The names, also used by recurd to attach help text and buckets.
-    enum Name {
-        static let tokensAbsorbed = "recurd_tokens_absorbed_total"
-        static let stepBatchSize = "recurd_engine_step_batch_size"
-        static let surprisal = "recurd_token_surprisal"
-        static let streamsEvicted = "recurd_streams_evicted_total"
-        static let streamsExpired = "recurd_streams_expired_total"
-    }
+    typealias Name = EngineMetricNames
 
     init(factory: any MetricsFactory) {
         tokensAbsorbed = Counter(label: Name.tokensAbsorbed, factory: factory)
@@ -33,16 +26,17 @@ struct EngineMetrics: Sendable {
     }
 }
 
-/// The engine's metric names, for the daemon that registers their help text and buckets.
+/// The engine's metric names, which recurd gives help text and buckets.
 public enum EngineMetricNames {
     /// `recurd_tokens_absorbed_total`.
-    public static let tokensAbsorbed = EngineMetrics.Name.tokensAbsorbed
+    public static let tokensAbsorbed = "recurd_tokens_absorbed_total"
     /// `recurd_engine_step_batch_size`.
-    public static let stepBatchSize = EngineMetrics.Name.stepBatchSize
-    /// `recurd_token_surprisal` (in bits; promtool reads a `_bits` suffix as a non-base unit of bytes).
-    public static let surprisal = EngineMetrics.Name.surprisal
+    public static let stepBatchSize = "recurd_engine_step_batch_size"
+    /// `recurd_token_surprisal`, in bits (not suffixed `_bits`: promtool reads that as a
+    /// non-base unit of bytes).
+    public static let surprisal = "recurd_token_surprisal"
     /// `recurd_streams_evicted_total`.
-    public static let streamsEvicted = EngineMetrics.Name.streamsEvicted
+    public static let streamsEvicted = "recurd_streams_evicted_total"
     /// `recurd_streams_expired_total`.
-    public static let streamsExpired = EngineMetrics.Name.streamsExpired
+    public static let streamsExpired = "recurd_streams_expired_total"
 }

@@ -12,7 +12,7 @@ enum MetricsHelp {
         EngineMetricNames.streamsExpired: "Streams moved out of memory (to the state store, or dropped) after the idle timeout.",
         ServerMetricNames.feeds: "Feed requests served over the socket.",
         ServerMetricNames.errors: "Error replies sent, by error code.",
-        ServerMetricNames.feedLatency: "Seconds from a feed request's last byte read to its done reply written.",
+        ServerMetricNames.feedLatency: "Seconds from serving a feed request (its line read) to its done reply written.",
         ServerMetricNames.connectionsRefused: "Socket connections refused (connection limit reached, peer unknown).",
         StoreMetricNames.commitLatency: "Seconds one state-store group commit took.",
         StoreMetricNames.writtenBytes: "Bytes of records written to the state store (token log, held text, checkpoints).",

@@ -120,6 +120,22 @@ final class MetricsTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: path), "the socket file is removed at a stop")
     }
 
+    func test_stop_closesAnIdleKeepAliveConnection_andEndsPromptly() throws {
+        let (daemon, address) = try startWithHTTP("127.0.0.1:0")
+        let fd = try connectHTTP(address)
+        defer { close(fd) }
+        try sendHTTPGet(fd, "/metrics", keepAlive: true)
+        var first = [UInt8](repeating: 0, count: 4096)
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        XCTAssertEqual(poll(&pfd, 1, 20_000), 1, "no response")
+        XCTAssertGreaterThan(first.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }, 0)
+        let start = ContinuousClock.now
+        let result = try daemon.stop(timeout: 20)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertLessThan(ContinuousClock.now - start, .seconds(5), "an idle HTTP connection must not hold the stop for the grace period")
+        _ = try readToEndOfFile(fd, timeout: 5, what: "the idle connection closed at the stop")
+    }
+
     func test_http_badAddress_isAClearFlagError() throws {
         let directory = try makeWorkDirectory(self)
         for (value, fragment) in [("9464", "HOST:PORT"), ("127.0.0.1:99999", "port from 0 to 65535"),

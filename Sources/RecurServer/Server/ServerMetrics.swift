@@ -7,7 +7,7 @@ struct ServerMetrics: Sendable {
     let factory: any MetricsFactory
     /// Feed requests executed (answered with a done reply or an error).
     let feeds: Counter
-    /// Seconds from a feed request's last byte to its done reply being written.
+    /// Seconds from serving a feed request (its line read to the last byte) to its done reply written.
     let feedLatency: Timer
     /// Connections refused: over --max-connections, or their peer unknown.
     let connectionsRefused: Counter

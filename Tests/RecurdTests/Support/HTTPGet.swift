@@ -15,18 +15,32 @@ struct HTTPResponse {
 /// seconds), written against system calls so that it shares nothing with the server under test.
 /// `address` is `HOST:PORT` (IPv4) or `unix:PATH`, as recurd logs it.
 func httpGet(_ address: String, _ path: String, timeout: Double = 20) throws -> HTTPResponse {
-    let fd: Int32
+    let fd = try connectHTTP(address)
+    defer { close(fd) }
+    try sendHTTPGet(fd, path, keepAlive: false)
+    let received = try readToEndOfFile(fd, timeout: timeout, what: "a complete response from \(address)\(path)")
+    return try parseHTTPResponse(received)
+}
+
+/// A connection to `address` (`HOST:PORT` or `unix:PATH`); the caller closes it.
+func connectHTTP(_ address: String) throws -> Int32 {
     if address.hasPrefix("unix:") {
         let client = try SocketClient(path: String(address.dropFirst(5)))
-        fd = dup(client.fd)
-    } else {
-        fd = try connectTCP(address)
+        return dup(client.fd)
     }
-    defer { close(fd) }
-    let request = Array("GET \(path) HTTP/1.1\r\nHost: recurd\r\nConnection: close\r\n\r\n".utf8)
+    return try connectTCP(address)
+}
+
+/// Sends `GET path`, asking to keep the connection open or to close it after the response.
+func sendHTTPGet(_ fd: Int32, _ path: String, keepAlive: Bool) throws {
+    let request = Array("GET \(path) HTTP/1.1\r\nHost: recurd\r\nConnection: \(keepAlive ? "keep-alive" : "close")\r\n\r\n".utf8)
     guard request.withUnsafeBytes({ send(fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count else {
-        throw TestFailure("sending the request to \(address) failed: \(String(cString: strerror(errno)))")
+        throw TestFailure("sending the request failed: \(String(cString: strerror(errno)))")
     }
+}
+
+/// Reads until the peer closes the connection, at most `timeout` seconds.
+func readToEndOfFile(_ fd: Int32, timeout: Double, what: String) throws -> [UInt8] {
     var received: [UInt8] = []
     let deadline = Date().addingTimeInterval(timeout)
     var chunk = [UInt8](repeating: 0, count: 65536)
@@ -34,12 +48,17 @@ func httpGet(_ address: String, _ path: String, timeout: Double = 20) throws -> 
         var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         let left = Int32(max(0, deadline.timeIntervalSinceNow) * 1000)
         guard poll(&pfd, 1, left) > 0 else {
-            throw TestFailure("no complete response from \(address)\(path) within \(timeout) s; got: \(String(decoding: received, as: UTF8.self))")
+            throw TestFailure("no end of file (\(what)) within \(timeout) s; got: \(String(decoding: received, as: UTF8.self))")
         }
         let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
         if n <= 0 { break }
         received += chunk[0..<n]
     }
+    return received
+}
+
+/// The status, headers and body of one response.
+func parseHTTPResponse(_ received: [UInt8]) throws -> HTTPResponse {
     let text = String(decoding: received, as: UTF8.self)
     guard let split = text.range(of: "\r\n\r\n") else { throw TestFailure("not an HTTP response: \(text)") }
     let head = text[..<split.lowerBound].split(separator: "\r\n")
