@@ -10,7 +10,7 @@ enum MetricsHelp {
         EngineMetricNames.surprisal: "Surprisal of each absorbed token under the prediction made before it, in bits (-log2 p).",
         EngineMetricNames.streamsEvicted: "Streams moved out of memory (to the state store, or dropped) to make room for another.",
         EngineMetricNames.streamsExpired: "Streams moved out of memory (to the state store, or dropped) after the idle timeout.",
-        ServerMetricNames.feeds: "Feed requests served over the socket.",
+        ServerMetricNames.feeds: "Feed requests executed over the socket, ended by a done reply or an error.",
         ServerMetricNames.errors: "Error replies sent, by error code.",
         ServerMetricNames.feedLatency: "Seconds from serving a feed request (its line read) to its done reply written.",
         ServerMetricNames.connectionsRefused: "Socket connections refused (connection limit reached, peer unknown).",

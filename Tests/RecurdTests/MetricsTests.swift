@@ -51,7 +51,7 @@ final class MetricsTests: XCTestCase {
 
         let after = try scrape(address)
         XCTAssertEqual(sample(after, "recurd_tokens_absorbed_total"), Double(tokens), after)
-        XCTAssertEqual(sample(after, "recurd_feeds_total"), Double(texts.count), "failed feeds are errors, not feeds: \(after)")
+        XCTAssertEqual(sample(after, "recurd_feeds_total"), Double(texts.count), "a line that is no valid feed request is an error, not a feed: \(after)")
         XCTAssertEqual(sample(after, "recurd_errors_total", "code=\"unknown_op\""), 1, after)
         XCTAssertEqual(sample(after, "recurd_errors_total", "code=\"bad_json\""), 1, after)
         XCTAssertEqual(sample(after, "recurd_errors_total", "code=\"\(Protocol.errorCode(missing)!)\""), 1, after)

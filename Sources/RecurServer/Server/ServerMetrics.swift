@@ -5,9 +5,11 @@ import CoreMetrics
 /// code, never a stream name or a uid.
 struct ServerMetrics: Sendable {
     let factory: any MetricsFactory
-    /// Feed requests executed (answered with a done reply or an error).
+    /// Feed requests executed, whether they end with a done reply or an error (a line that is
+    /// not a valid feed request is an error only).
     let feeds: Counter
-    /// Seconds from serving a feed request (its line read to the last byte) to its done reply written.
+    /// Seconds from serving a feed request (its line read to the last byte) to its done reply
+    /// written; feeds that end with an error are not timed.
     let feedLatency: Timer
     /// Connections refused: over --max-connections, or their peer unknown.
     let connectionsRefused: Counter

@@ -45,7 +45,7 @@ struct Session {
     mutating func serve(_ frame: InboundLine, writer: inout ReplyWriter) async throws {
         let start = ContinuousClock.now  // the line's last byte has been read
         try await pace(frame)
-        var feed = false
+        var feedDone = false
         switch frame {
         case .tooLong(let limit):
             fail(ProtocolError(.tooLong, "the line is longer than the limit of \(limit) bytes; it was skipped up to its end"),
@@ -56,19 +56,18 @@ struct Session {
             case .failure(let id, let error):
                 fail(error, id: id, writer: &writer)
             case .request(let request):
-                if case .feed = request.operation { feed = true }
+                let isFeed = if case .feed = request.operation { true } else { false }
                 do {
                     try await execute(request, writer: &writer)
+                    feedDone = isFeed
                 } catch let failure as RequestFailure {
                     fail(failure.error, id: request.id, writer: &writer)
                 }
+                if isFeed { metrics.feeds.increment() }
             }
         }
         try await writer.flush()
-        if feed {
-            metrics.feeds.increment()
-            metrics.feedDone(since: start)
-        }
+        if feedDone { metrics.feedDone(since: start) }
     }
 
     /// Writes an error reply and counts it under its code.
