@@ -73,6 +73,24 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.stderr)
     }
 
+    func test_metrics_evictionsExpiriesAndRefusedConnections() throws {
+        let (daemon, address) = try startWithHTTP("127.0.0.1:0", arguments: ["--max-streams", "2", "--idle-timeout", "3",
+                                                                              "--max-connections", "1"])
+        let client = try daemon.connect()
+        for stream in ["a", "b", "c"] {
+            let (_, reply) = try client.request(["op": "feed", "stream": stream, "text": "x\n"])
+            XCTAssertEqual(reply["done"] as? Bool, true, "\(reply)")
+        }
+        let refused = try daemon.connect()
+        XCTAssertEqual(Protocol.errorCode(try refused.readObject()), "busy")
+        let evicted = try scrape(address)
+        XCTAssertEqual(sample(evicted, "recurd_streams_evicted_total"), 1, "a third stream over --max-streams 2: \(evicted)")
+        XCTAssertEqual(sample(evicted, "recurd_connections_refused_total"), 1, evicted)
+        try eventually("both idle streams to expire", timeout: .seconds(20)) {
+            try self.scrape(address)
+        } until: { sample($0, "recurd_streams_expired_total") == 2 && sample($0, "recurd_streams_resident") == 0 }
+    }
+
     func test_metrics_passPromtool_withStoreAndReload() throws {
         guard let promtool = ["/usr/bin/promtool", "/usr/local/bin/promtool"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             throw XCTSkip("promtool is not installed (Debian package 'prometheus'; scripts/ensure-deps installs it)")
