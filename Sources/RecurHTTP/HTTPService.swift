@@ -52,7 +52,7 @@ public struct HTTPService: Service {
                 response = Response(status: .internalServerError)
             }
             try await responseWriter.write(response: response.head, body: response.body)
-        })
+        }, configuration: Self.channelConfiguration)
         var socketFile: ListeningUnixSocket?
         defer { socketFile?.remove() }
         let server: NIOAsyncChannel<Connection, Never>
@@ -86,6 +86,12 @@ public struct HTTPService: Service {
     }
 
     private typealias Connection = HTTP1Channel.Value
+
+    /// An idle connection is closed after 30 s, and request heads are small: /metrics needs no
+    /// more, and a client cannot hold much of the daemon's memory or descriptors.
+    private static let channelConfiguration = HTTP1Channel.Configuration(
+        idleTimeout: .seconds(30),
+        httpDecoderConfiguration: .init(maxHeaderFieldSize: 8192, maxHeaderListSize: 16384, maxHeaderFieldCount: 100))
 
     /// Binds `address`, or serves on `unixSocket` (bound by `ListeningUnixSocket` for a
     /// `unix:` address).
