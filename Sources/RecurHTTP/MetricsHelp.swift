@@ -6,7 +6,7 @@ import RecurStore
 enum MetricsHelp {
     static let text: [String: String] = [
         EngineMetricNames.tokensAbsorbed: "Tokens fed by clients and absorbed by their streams.",
-        EngineMetricNames.stepBatchSize: "Rows (streams) stepped together per engine step.",
+        EngineMetricNames.stepBatchSize: "Rows (a token of one stream each) stepped together per engine step.",
         EngineMetricNames.surprisal: "Surprisal of each absorbed token under the prediction made before it, in bits (-log2 p).",
         EngineMetricNames.streamsEvicted: "Streams moved out of memory (to the state store, or dropped) to make room for another.",
         EngineMetricNames.streamsExpired: "Streams moved out of memory (to the state store, or dropped) after the idle timeout.",
@@ -17,7 +17,7 @@ enum MetricsHelp {
         StoreMetricNames.commitLatency: "Seconds one state-store group commit took.",
         StoreMetricNames.writtenBytes: "Bytes of records written to the state store (token log, held text, checkpoints).",
         RecurdMetrics.Name.streamsResident: "Streams held in memory.",
-        RecurdMetrics.Name.streamsStored: "Streams in the state store (absent without --state-dir).",
+        RecurdMetrics.Name.streamsStored: "Streams the state store holds, resident ones included (absent without --state-dir).",
         RecurdMetrics.Name.connectionsOpen: "Socket connections open.",
         RecurdMetrics.Name.reloads: "Model reloads (SIGHUP), by outcome: replaced or refused.",
         RecurdMetrics.Name.modelInfo: "The model being served, as labels; the value is always 1.",
