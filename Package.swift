@@ -20,6 +20,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.95.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // Debian's OpenBLAS (libopenblas-dev), pthread flavour.
@@ -66,7 +69,10 @@ let package = Package(
         ),
         .target(
             name: "RecurEngine",
-            dependencies: ["RecurCore"]
+            dependencies: [
+                "RecurCore",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ]
         ),
         // The state store (durable streams): token log, checkpoints, evicted streams, in SQLite.
         .target(
@@ -74,6 +80,7 @@ let package = Package(
             dependencies: [
                 "RecurEngine",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
         .target(
@@ -83,6 +90,22 @@ let package = Package(
                 "RecurEngine",
                 "RecurStore",
                 "CRecurPeer",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // recurd's HTTP surface (`--http`): GET /metrics in Prometheus text format, on Hummingbird.
+        .target(
+            name: "RecurHTTP",
+            dependencies: [
+                "RecurServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -93,6 +116,7 @@ let package = Package(
             name: "recurd",
             dependencies: [
                 "RecurServer",
+                "RecurHTTP",
                 "RecurStore",
                 "RecurSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -81,7 +81,12 @@ extension EngineCore {
             if !rows.isEmpty { stepRows() }
 
             lock.lock()
-            if !rows.isEmpty { commitRows() }
+            if !rows.isEmpty {
+                let absorbed = commitRows()
+                lock.unlock()
+                recordStep(absorbed: absorbed)
+                lock.lock()
+            }
         }
         if let store {
             // Graceful stop: every stream's state goes to the store, between two steps.
@@ -134,6 +139,7 @@ extension EngineCore {
         guard let timeout = options.idleTimeout else { return }
         for record in registry.idle(before: now.uptime - timeout)
         where record.subscribers.isDisjoint(with: options.clientsExemptFromExpiry) {
+            metrics.streamsExpired.increment()
             if store != nil {
                 moveToStore(record)  // nothing is lost: no notice
                 continue
@@ -244,7 +250,7 @@ extension EngineCore {
 
     /// Counts the step, advances each row's stream and job, and retires streams whose head job
     /// needs no more rows. Under the lock.
-    private func commitRows() {
+    private func commitRows() -> Int {
         var absorbed = 0, replayed = 0
         for row in rows {
             row.job.rowsTaken += 1
@@ -276,5 +282,19 @@ extension EngineCore {
             }
         }
         active.removeLast(active.count - kept)
+        return absorbed
+    }
+
+    /// Records the step just committed: its batch size, the tokens it absorbed and their
+    /// surprisal (from the step's rows, which stay untouched until the next `selectRows`).
+    /// Engine thread, without the lock.
+    private func recordStep(absorbed: Int) {
+        metrics.stepBatchSize.record(rows.count)
+        guard absorbed > 0 else { return }
+        metrics.tokensAbsorbed.increment(by: absorbed)
+        for row in rows {
+            guard case .feed(let run) = row.run, !run.silent, let logprob = run.stepLogprob else { continue }
+            metrics.surprisal.record(Double(-logprob) / M_LN2)
+        }
     }
 }

@@ -13,6 +13,8 @@ final class EngineCore: @unchecked Sendable {
     /// (lock) Swapped only by the engine thread between steps (`replaceModel`).
     var model: Model
     let options: EngineOptions
+    /// Counters and histograms, recorded per step (`EngineMetrics`).
+    let metrics: EngineMetrics
     let tokenizer: Tokenizer
     /// The state store: token log (when it logs), checkpoints, evicted streams.
     let store: (any StreamStore)?
@@ -87,6 +89,7 @@ final class EngineCore: @unchecked Sendable {
         self.model = model
         self.options = options
         self.store = store
+        metrics = EngineMetrics(factory: options.metricsFactory)
         // Hashing reads every parameter; only a store needs it.
         fingerprint = store == nil ? ModelFingerprint(model: 0, vocabulary: 0) : ModelFingerprint(of: model)
         tokenizer = Tokenizer(model.vocabulary)
@@ -255,6 +258,7 @@ final class EngineCore: @unchecked Sendable {
             guard let victim = registry.leastRecentlyActiveIdle(except: kept) else {
                 throw .busy("the engine holds its maximum of \(options.maxResidentStreams) streams and every one is busy; try again shortly")
             }
+            metrics.streamsEvicted.increment()
             if store != nil {
                 moveToStore(victim)
                 continue

@@ -1,3 +1,5 @@
+import CoreMetrics
+
 /// Limits and defaults of the engine (the daemon's flags map onto these).
 public struct EngineOptions: Sendable {
     /// Streams stepped together at most: one matrix product per layer covers this many rows.
@@ -27,6 +29,9 @@ public struct EngineOptions: Sendable {
     /// `EngineError.quotaExceeded`. nil = no limit. Callers `exemptFromLimits` are not counted
     /// against it.
     public var maxStreamsPerUser: Int? = nil
+    /// Where the engine's metrics go (tokens absorbed, step batch size, surprisal, evictions,
+    /// expiries; docs/OBSERVABILITY.md); the default discards them.
+    public var metricsFactory: any MetricsFactory = NOOPMetricsHandler.instance
     /// Seconds without activity after which an idle stream is dropped, with a notice; nil = never.
     public var idleTimeout: Double? = 3600
     /// Streams that one of these clients uses never expire, however long they are idle

@@ -27,9 +27,13 @@ extension StateStore {
             var failure: (any Error)?
             if !batch.isEmpty {
                 do {
-                    try pool.write { db in
-                        for operation in batch { try apply(operation, db) }
+                    let start = ContinuousClock.now
+                    let bytes = try pool.write { db in
+                        var bytes = 0
+                        for operation in batch { bytes += try apply(operation, db) }
+                        return bytes
                     }
+                    metrics.committed(bytes: bytes, since: start)
                     unsynced = true
                 } catch {
                     failure = StoreError("writing \(batch.count) operations failed: \(error)")
@@ -89,7 +93,9 @@ extension StateStore {
         lock.unlock()
     }
 
-    private func apply(_ operation: Operation, _ db: Database) throws {
+    /// Applies one operation; returns the bytes of the records it wrote (token blobs, held
+    /// text, checkpoint records), for `recurd_store_written_bytes_total`.
+    private func apply(_ operation: Operation, _ db: Database) throws -> Int {
         switch operation {
         case .append(let stream, let offset, let tokens, let pendingText, let owner, let created, let vocabulary, _):
             if offset == 0 {
@@ -97,12 +103,14 @@ extension StateStore {
                 try db.execute(sql: "DELETE FROM log WHERE stream = ?", arguments: [stream])
                 try db.execute(sql: "DELETE FROM checkpoint WHERE stream = ?", arguments: [stream])
             }
+            let blob = TokenBlob.encode(tokens)
             try db.execute(sql: """
                 INSERT INTO log(stream, vocabulary, owner, "offset", end_offset, tokens, pending, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [stream, Int64(bitPattern: vocabulary), Int64(owner), offset, offset + tokens.count,
-                                 TokenBlob.encode(tokens), Data(pendingText), created])
+                                 blob, Data(pendingText), created])
+            return blob.count + pendingText.count
         case .checkpoint(let snapshot, _, _):
-            try writeCheckpoint(snapshot, db)
+            let bytes = try writeCheckpoint(snapshot, db)
             // Empty rows (held text only) up to here are older than the checkpoint's held text.
             try db.execute(sql: """
                 DELETE FROM log WHERE stream = ? AND "offset" = end_offset AND end_offset <= ?
@@ -111,9 +119,10 @@ extension StateStore {
                 try db.execute(sql: "DELETE FROM log WHERE stream = ? AND end_offset <= ?",
                                arguments: [snapshot.stream, snapshot.offset])
             }
+            return bytes
         case .rebase(let snapshot, let source, _, _):
             try db.execute(sql: "DELETE FROM log WHERE stream = ?", arguments: [snapshot.stream])
-            try writeCheckpoint(snapshot, db)
+            let bytes = try writeCheckpoint(snapshot, db)
             if let source, snapshot.offset <= options.replayHistory {
                 try db.execute(sql: """
                     INSERT INTO log(stream, vocabulary, owner, "offset", end_offset, tokens, pending, created)
@@ -121,16 +130,21 @@ extension StateStore {
                     WHERE stream = ? AND end_offset <= ? ORDER BY id
                     """, arguments: [snapshot.stream, Int64(snapshot.owner ?? 0), snapshot.created, source, snapshot.offset])
             }
+            return bytes
         case .end(let stream, _, _):
             try db.execute(sql: "DELETE FROM log WHERE stream = ?", arguments: [stream])
             try db.execute(sql: "DELETE FROM checkpoint WHERE stream = ?", arguments: [stream])
+            return 0
         }
     }
 
-    private func writeCheckpoint(_ snapshot: StreamSnapshot, _ db: Database) throws {
+    /// Writes the snapshot's checkpoint record; returns its size in bytes.
+    private func writeCheckpoint(_ snapshot: StreamSnapshot, _ db: Database) throws -> Int {
+        let record = Data(snapshot.encoded())
         try db.execute(sql: """
             INSERT OR REPLACE INTO checkpoint(stream, model, vocabulary, "offset", record) VALUES (?, ?, ?, ?, ?)
             """, arguments: [snapshot.stream, Int64(bitPattern: snapshot.modelHash), Int64(bitPattern: snapshot.vocabularyHash),
-                             snapshot.offset, Data(snapshot.encoded())])
+                             snapshot.offset, record])
+        return record.count
     }
 }

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import GRDB
 import RecurEngine
@@ -31,6 +32,9 @@ public final class StateStore: StreamStore, @unchecked Sendable {
         /// Caps the database at this many pages (SQLite's max_page_count), after which writes
         /// fail as on a full disk; nil = no cap. Tests use it to exercise write failures.
         public var maximumPages: Int?
+        /// Where the store's metrics go (commit latency, bytes written; docs/OBSERVABILITY.md);
+        /// the default discards them.
+        public var metricsFactory: any MetricsFactory = NOOPMetricsHandler.instance
 
         /// The defaults: strict, 10 000 tokens of history, 1 s sync interval.
         public init() {}
@@ -57,6 +61,8 @@ public final class StateStore: StreamStore, @unchecked Sendable {
     var reportedUnreadable: Set<String> = []
     /// The settings given.
     public let options: Options
+    /// Commit latency and bytes written, recorded by the writer thread.
+    let metrics: StoreMetrics
     public var logsTokens: Bool { options.durability != .off }
 
     let pool: DatabasePool
@@ -107,6 +113,7 @@ public final class StateStore: StreamStore, @unchecked Sendable {
         self.report = report
         self.directory = directory
         self.options = options
+        metrics = StoreMetrics(factory: options.metricsFactory)
         self.fingerprint = fingerprint
         lockDescriptor = try StateDirectory.prepare(directory, lockWait: options.lockWait)
         let path = directory + "/streams.sqlite"

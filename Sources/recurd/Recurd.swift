@@ -2,6 +2,7 @@ import ArgumentParser
 import Logging
 import RecurCore
 import RecurEngine
+import RecurHTTP
 import RecurServer
 import RecurStore
 import RecurSystemd
@@ -125,6 +126,9 @@ struct Recurd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Permissions of the socket file in octal, e.g. 666 to let every local user connect (streams stay private to their owner); default: as the umask makes it.", valueName: "mode"))
     var socketMode: String?
 
+    @Option(help: ArgumentHelp("Serve HTTP at this address: GET /metrics in Prometheus text format (docs/OBSERVABILITY.md); every other path is 404. HOST:PORT (127.0.0.1:9464, [::1]:9464; port 0 takes a free one, logged as 'HTTP listening on ADDRESS') or unix:PATH. Off by default; under systemd recurd-http.socket passes the socket in (FileDescriptorName=recurd-http) and wins over this flag.", valueName: "address"))
+    var http: String?
+
     @Option(help: ArgumentHelp("Diagnostics at this level and above are logged.", valueName: "level"))
     var logLevel: Logger.Level = .info
 
@@ -221,6 +225,7 @@ struct Recurd: AsyncParsableCommand {
         if !(idleTimeout >= 0 && idleTimeout.isFinite) {
             throw ValidationError("--idle-timeout must be a number of seconds, 0 or more (0 never expires), got \(idleTimeout)")
         }
+        try validateHTTP()
         // The server's own checks, as a backstop for combinations the flags above miss.
         do {
             try daemonConfiguration.validate()
@@ -342,11 +347,20 @@ struct Recurd: AsyncParsableCommand {
         }
         logger.info("loaded \(model): \(loaded.config.cell.rawValue) \(loaded.config.layers)×\(loaded.config.hiddenSize), \(loaded.vocabulary.kind.rawValue) vocabulary of \(loaded.vocabulary.count)")
         do {
+            var configuration = daemonConfiguration
             var observer = SystemdObserver(notifier: notifier, logger: logger, hangEngineAfter: Self.testHangEngineAfter())
+            if let address = try httpAddress() {
+                // One registry for the process, its factory passed down to the engine and the store.
+                let metrics = RecurdMetrics()
+                metrics.serving(loaded)
+                configuration.engine.metricsFactory = metrics.factory
+                configuration.store.metricsFactory = metrics.factory
+                observer.http = (address, metrics)
+            }
             // A stop that came while the daemon was being built after a wait for the model: the
             // service group traps signals by the time it is ready, so raise it again then.
             observer.afterReady = { [pendingStop] in if let signal = pendingStop() { raise(signal) } }
-            try await runDaemon(configuration: daemonConfiguration, model: loaded, logger: logger, observer: observer)
+            try await runDaemon(configuration: configuration, model: loaded, logger: logger, observer: observer)
         } catch let error as RecurdError {
             throw error
         } catch {

@@ -1,5 +1,6 @@
 import Logging
 import RecurEngine
+import RecurHTTP
 import RecurServer
 import RecurSystemd
 import ServiceLifecycle
@@ -19,6 +20,8 @@ struct SystemdObserver: DaemonObserver {
     let hangEngineAfter: Duration?
     /// How the last reload ended, kept in every later status line.
     let lastReload = LastReload()
+    /// `--http` (or recurd-http.socket): where to serve /metrics, and the registry it shows.
+    var http: (address: HTTPAddress, metrics: RecurdMetrics)?
     /// Called once the daemon is ready (after READY=1 is sent).
     var afterReady: @Sendable () -> Void = {}
 
@@ -45,6 +48,9 @@ struct SystemdObserver: DaemonObserver {
         if let hangEngineAfter {
             services.append(EngineHangForTesting(daemon: daemon, after: hangEngineAfter, logger: logger))
         }
+        if let http {
+            services.append(HTTPService(address: http.address, metrics: http.metrics, daemon: daemon, logger: logger))
+        }
         return services
     }
 
@@ -61,6 +67,7 @@ struct SystemdObserver: DaemonObserver {
 
     func reloaded(_ outcome: ReloadOutcome, daemon: DaemonHandle) {
         lastReload.record(outcome)
+        http?.metrics.reloaded(outcome, daemon: daemon)
         Task { notifier.ready(status: await Self.status(daemon, lastReload: lastReload)) }
     }
 

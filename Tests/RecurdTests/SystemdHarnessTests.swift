@@ -44,6 +44,26 @@ final class SystemdHarnessTests: XCTestCase {
 
     private var socketPath: String { Self.harness!.hostPath("/run/recurd.sock") }
 
+    /// recurd-http.socket passes 127.0.0.1:9464 in by name: /metrics answers from a service that
+    /// keeps PrivateNetwork=yes, and counts what was fed over the Unix socket.
+    func test_k_httpSocket_metricsFromAServiceWithoutNetwork() throws {
+        let harness = try booted()
+        try harness.run(["systemctl", "start", "recurd-http.socket"])
+        try harness.run(["systemctl", "restart", "recurd.service"])  // takes the new socket at its start
+        XCTAssertEqual(try harness.show("recurd.service", ["PrivateNetwork"])["PrivateNetwork"], "yes")
+        let client = try SocketClient(path: socketPath)
+        let text = "Now is the winter of our discontent"
+        let (_, reply) = try client.request(["op": "feed", "stream": "http-\(getpid())", "text": text])
+        XCTAssertNil(Protocol.errorCode(reply), "\(reply)")
+        let response = try httpGet("127.0.0.1:9464", "/metrics")
+        XCTAssertEqual(response.status, 200, response.body)
+        XCTAssertGreaterThanOrEqual(sample(response.body, "recurd_tokens_absorbed_total") ?? 0, Double(reply["tokens"] as? Int ?? 1), response.body)
+        XCTAssertEqual(sample(response.body, "recurd_connections_open"), 1, response.body)
+        XCTAssertEqual(try httpGet("127.0.0.1:9464", "/").status, 404)
+        let entries = try harness.journal("recurd.service").filter { ($0["SYSLOG_IDENTIFIER"] as? String) == "recurd" }
+        XCTAssertTrue(entries.contains { ($0["MESSAGE"] as? String) == "HTTP listening on 127.0.0.1:9464" }, "no 'HTTP listening' entry")
+    }
+
     func test_units_exposureIsAtMost1point5() throws {
         let result = try ChildProcess(URL(fileURLWithPath: "/usr/bin/systemd-analyze"),
                                       ["security", "--offline=yes", Repository.root.appendingPathComponent("systemd/recurd.service").path],

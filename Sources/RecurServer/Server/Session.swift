@@ -11,6 +11,7 @@ struct Session {
     /// The connection's user, as the engine knows it.
     let caller: Caller
     let encoder: ReplyEncoder
+    let metrics: ServerMetrics
     /// The per-user byte rate this connection's lines are held to; nil when unlimited.
     let rateLimiter: ByteRateLimiter?
     let limits: RequestLimits
@@ -25,12 +26,13 @@ struct Session {
     /// Whether a request may have created the private stream (so closing must end it).
     var usedPrivateStream = false
 
-    init(engine: StreamEngine, client: ClientID, privateStream: String, caller: Caller, encoder: ReplyEncoder,
+    init(engine: StreamEngine, client: ClientID, privateStream: String, caller: Caller, encoder: ReplyEncoder, metrics: ServerMetrics,
          configuration: RecurdConfiguration, rateLimiter: ByteRateLimiter?, connectionCount: @escaping @Sendable () -> Int) {
         self.engine = engine
         self.client = client
         self.caller = caller
         self.encoder = encoder
+        self.metrics = metrics
         self.rateLimiter = rateLimiter
         limits = configuration.requestLimits
         defaultTopK = configuration.engine.defaultTopK
@@ -41,25 +43,37 @@ struct Session {
 
     /// Serves one frame from the connection.
     mutating func serve(_ frame: InboundLine, writer: inout ReplyWriter) async throws {
+        let start = ContinuousClock.now  // the line's last byte has been read
         try await pace(frame)
+        var feedDone = false
         switch frame {
         case .tooLong(let limit):
-            encoder.error(ProtocolError(.tooLong, "the line is longer than the limit of \(limit) bytes; it was skipped up to its end"),
-                          id: nil, into: &writer.buffer)
+            fail(ProtocolError(.tooLong, "the line is longer than the limit of \(limit) bytes; it was skipped up to its end"),
+                 id: nil, writer: &writer)
         case .line(let line):
             let parsed = line.withUnsafeReadableBytes { Request.parse(line: $0, limits: limits) }
             switch parsed {
             case .failure(let id, let error):
-                encoder.error(error, id: id, into: &writer.buffer)
+                fail(error, id: id, writer: &writer)
             case .request(let request):
+                let isFeed = if case .feed = request.operation { true } else { false }
                 do {
                     try await execute(request, writer: &writer)
+                    feedDone = isFeed
                 } catch let failure as RequestFailure {
-                    encoder.error(failure.error, id: request.id, into: &writer.buffer)
+                    fail(failure.error, id: request.id, writer: &writer)
                 }
+                if isFeed { metrics.feeds.increment() }
             }
         }
         try await writer.flush()
+        if feedDone { metrics.feedDone(since: start) }
+    }
+
+    /// Writes an error reply and counts it under its code.
+    private func fail(_ error: ProtocolError, id: JSONValue?, writer: inout ReplyWriter) {
+        metrics.error(error)
+        encoder.error(error, id: id, into: &writer.buffer)
     }
 
     /// Waits until the user's byte rate allows this line (its bytes and newline; a skipped

@@ -22,6 +22,7 @@ public final class SocketServer: Service {
     let logger: Logger
     let group: any EventLoopGroup
     let encoder: ReplyEncoder
+    let metrics: ServerMetrics
     let limiter: ConnectionLimiter
     let listening: @Sendable () -> Void
     let rateLimiter: ByteRateLimiter?
@@ -66,6 +67,7 @@ public final class SocketServer: Service {
         self.logger = logger
         self.group = group
         encoder = ReplyEncoder(model: engine.model)
+        metrics = ServerMetrics(factory: configuration.engine.metricsFactory)
         self.limiter = limiter
         self.listening = listening
         self.descriptorStore = descriptorStore
@@ -266,7 +268,7 @@ public final class SocketServer: Service {
         let mailbox = notices.open(id)
         let privateStream = resumed?.privateStreamName ?? StreamName.privateStream(of: id, tag: privateTag)
         var session = Session(engine: engine, client: id, privateStream: privateStream, caller: caller, encoder: encoder,
-                              configuration: configuration, rateLimiter: caller.exemptFromLimits ? nil : rateLimiter,
+                              metrics: metrics, configuration: configuration, rateLimiter: caller.exemptFromLimits ? nil : rateLimiter,
                               connectionCount: { [limiter] in limiter.open })
         session.usedPrivateStream = resumed?.usedPrivateStream ?? false
         let store = descriptorStore
@@ -366,6 +368,7 @@ public final class SocketServer: Service {
     /// Tells a connection that will not be served why it is closed; it reads that line, then
     /// end of file (not a reset, even when it had already sent requests).
     private func refuse(_ channel: NIOAsyncChannel<InboundLine, ByteBuffer>, gate: QueueGate.Handle, _ error: ProtocolError) async {
+        metrics.connectionsRefused.increment()
         var line = ByteBuffer()
         encoder.error(error, id: nil, into: &line)
         try? await channel.executeThenClose { _, outbound in
