@@ -48,8 +48,11 @@ final class SystemdHarnessTests: XCTestCase {
     /// keeps PrivateNetwork=yes, and counts what was fed over the Unix socket.
     func test_k_httpSocket_metricsFromAServiceWithoutNetwork() throws {
         let harness = try booted()
+        // systemd refuses to start a socket unit whose service is already running (an earlier test
+        // may have activated recurd.service), so stop it first: it takes the new socket when it starts.
+        try harness.run(["systemctl", "stop", "recurd.service"])
         try harness.run(["systemctl", "start", "recurd-http.socket"])
-        try harness.run(["systemctl", "restart", "recurd.service"])  // takes the new socket at its start
+        try harness.run(["systemctl", "start", "recurd.service"])
         XCTAssertEqual(try harness.show("recurd.service", ["PrivateNetwork"])["PrivateNetwork"], "yes")
         let client = try SocketClient(path: socketPath)
         let text = "Now is the winter of our discontent"
