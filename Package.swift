@@ -185,7 +185,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RecurServerTests",
-            dependencies: ["RecurServer", "RecurTestSupport"]
+            dependencies: ["RecurServer", "RecurTestSupport", .product(name: "NIOPosix", package: "swift-nio")]
         ),
         .testTarget(
             name: "RecurSystemdTests",

@@ -12,7 +12,9 @@ final class SocketOperationTests: XCTestCase {
     }
 
     override func tearDown() {
-        XCTAssertNil(harness.stop(), "the server did not shut down cleanly")
+        if let harness {  // nil when setUp failed: that failure is the report
+            XCTAssertNil(harness.stop(), "the server did not shut down cleanly")
+        }
         harness = nil
     }
 

@@ -1,12 +1,21 @@
 import Foundation
+import NIOPosix
+@testable import RecurServer
 import RecurTestSupport
+
+/// The executor of the async work synchronous tests start (servers, `blocking`): one NIO event
+/// loop, not the global cooperative pool. With the test's thread blocked in a wait and nothing
+/// else enqueueing, libdispatch's pool on Linux sometimes starts no worker for a new task (seen
+/// 1 run in 4 of these suites under load: the task never ran, no pool thread existed), and the
+/// test waited forever; an event loop wakes for every job it is given.
+let harnessExecutor = EventLoopTaskExecutor(MultiThreadedEventLoopGroup.singleton.next())
 
 /// Runs async work from a synchronous test and waits for it. Tests stay synchronous so that
 /// their blocking socket calls never occupy the cooperative threads the server runs on.
 func blocking<T: Sendable>(timeout: Double = 60, _ body: @escaping @Sendable () async throws -> T) throws -> T {
     let box = ResultBox<T>()
     let done = DispatchSemaphore(value: 0)
-    Task {
+    Task(executorPreference: harnessExecutor) {
         do { box.result = .success(try await body()) } catch { box.result = .failure(error) }
         done.signal()
     }

@@ -56,15 +56,15 @@ final class ServerHarness {
             services: [.init(service: EngineService(engine: engine)), .init(service: server)], logger: Self.quietLogger)
         groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownGracePeriod
         group = ServiceGroup(configuration: groupConfiguration)
-        runTask = Task { [group] in try await group.run() }
+        runTask = Task(executorPreference: harnessExecutor) { [group] in try await group.run() }
         // One probe connection: it proves the server is listening and serving, and once it
         // is closed (it got a reply, so it was admitted) the connection count stays at 0.
         let path = socketPath
-        var probe = try eventually("the server listening on \(path)", { try? SocketClient(path: path) }, until: { $0 != nil })
+        var probe = try eventually("the server listening on \(path)", timeout: .seconds(60), { try? SocketClient(path: path) }, until: { $0 != nil })
         _ = try probe!.request(#"{"op":"model"}"#)
         probe = nil
         let server = server
-        try eventually("the readiness probe's connection closed (open connections)", { server.openConnections }, until: { $0 == 0 })
+        try eventually("the readiness probe's connection closed (open connections)", timeout: .seconds(60), { server.openConnections }, until: { $0 == 0 })
     }
 
     deinit { stop() }
