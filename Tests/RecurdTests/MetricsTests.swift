@@ -76,6 +76,9 @@ final class MetricsTests: XCTestCase {
     func test_metrics_evictionsExpiriesAndRefusedConnections() throws {
         let (daemon, address) = try startWithHTTP("127.0.0.1:0", arguments: ["--max-streams", "2", "--idle-timeout", "3",
                                                                               "--max-connections", "1"])
+        // The start's readiness probe was a connection too: with room for one, wait until the
+        // daemon has counted it closed, or this client could be the one refused.
+        try eventually("the readiness probe's connection closed") { try self.scrape(address) } until: { sample($0, "recurd_connections_open") == 0 }
         let client = try daemon.connect()
         for stream in ["a", "b", "c"] {
             let (_, reply) = try client.request(["op": "feed", "stream": stream, "text": "x\n"])
