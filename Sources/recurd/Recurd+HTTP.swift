@@ -1,5 +1,11 @@
 import ArgumentParser
+import Logging
 import RecurHTTP
+import RecurServer
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension Recurd {
     /// The HTTP socket systemd passed (recurd-http.socket, FileDescriptorName=recurd-http).
@@ -15,6 +21,33 @@ extension Recurd {
         } catch {
             throw ValidationError("--http: \(error.description)")
         }
+    }
+
+    /// Where the live view's admin token goes: `--http-token-file`, else `http-token` in
+    /// systemd's runtime directory, the state directory, else beside the socket.
+    func httpTokenPath() -> String? {
+        if let httpTokenFile { return httpTokenFile }
+        if let runtime = getenv("RUNTIME_DIRECTORY").map({ String(cString: $0) }), !runtime.isEmpty,
+           let first = runtime.split(separator: ":").first {
+            return "\(first)/http-token"
+        }
+        if let stateDir { return "\(stateDir)/http-token" }
+        if let socket { return "\(socket).http-token" }
+        return nil
+    }
+
+    /// Writes the admin token where `httpTokenPath()` says (readable by the admin group).
+    func writeHTTPToken(_ view: ViewAccess, logger: Logger) throws {
+        guard let path = httpTokenPath() else {
+            throw RecurdError("--http needs --http-token-file PATH for the live view's token (no --socket or --state-dir to put it beside)")
+        }
+        let group = adminGroup.flatMap { name in getgrnam(name).map { $0.pointee.gr_gid } }
+        do {
+            try view.writeAdminToken(to: path, group: group)
+        } catch {
+            throw RecurdError(error.message)
+        }
+        logger.info("live view token written to \(path)", metadata: ["recurd.http.token_file": "\(path)"])
     }
 
     /// Where the HTTP surface listens: the socket systemd passed, else `--http`; nil: off.

@@ -266,7 +266,7 @@ private let streamSocket = SOCK_STREAM
 #endif
 
 /// A connected Unix stream socket to recurd with a line buffer for what it sends.
-private final class DaemonConnection {
+final class DaemonConnection {
     let fd: Int32
     let path: String
     private var buffer: [UInt8] = []
