@@ -159,17 +159,24 @@ public final class StreamEngine: Sendable {
     /// watch's `events` with `topK` predictions and the values of `units`. The engine never
     /// waits for the watcher; one that lets `capacity` events pile up is cut off
     /// (`StreamWatch`). Feeds of the stream pay for its watchers only while it has some.
-    public func watch(stream: String, topK: Int?, units: [Int] = [], capacity: Int = 1024,
-                      client: ClientID? = nil) async throws(EngineError) -> StreamWatch {
+    /// `ended` is called once when the watch ends, with why, possibly on the engine thread
+    /// (it must not block); the consumer of `events` may be busy elsewhere then.
+    public func watch(stream: String, topK: Int?, units: [Int] = [], capacity: Int = 1024, client: ClientID? = nil,
+                      ended: @escaping @Sendable (StreamWatch.End) -> Void = { _ in }) async throws(EngineError) -> StreamWatch {
         try checkName(stream)
         let k = try checkTopK(topK)
         let offsets = try checkUnits(units)
         guard capacity >= 1 else { throw .badValue("a watch needs room for at least 1 event, not \(capacity)") }
         _ = try await info(stream: stream, client: client)  // exists, may be used, is resident
-        let watch = StreamWatch(stream: stream, topK: k, units: units, offsets: offsets, capacity: capacity) { [core] watch in
+        let watch = StreamWatch(stream: stream, topK: k, units: units, offsets: offsets, capacity: capacity, ended: ended) { [core] watch in
             core.unwatch(watch)
         }
-        try core.attach(watch, client: client)
+        do throws(EngineError) {
+            try core.attach(watch, client: client)
+        } catch {
+            watch.finishDetached(.cancelled)
+            throw error
+        }
         return watch
     }
 

@@ -36,9 +36,11 @@ public final class StreamWatch: Sendable {
     private let continuation: AsyncStream<TokenEvent>.Continuation
     private let ending = Mutex<End?>(nil)
     private let detach: Mutex<(@Sendable (StreamWatch) -> Void)?>
+    private let ended: @Sendable (End) -> Void
 
     init(stream: String, topK: Int, units: [Int], offsets: [Int], capacity: Int,
-         detach: @escaping @Sendable (StreamWatch) -> Void) {
+         ended: @escaping @Sendable (End) -> Void, detach: @escaping @Sendable (StreamWatch) -> Void) {
+        self.ended = ended
         self.stream = stream
         self.topK = topK
         self.units = units
@@ -79,6 +81,7 @@ public final class StreamWatch: Sendable {
         }
         guard first else { return }
         continuation.finish()
+        ended(reason)
         if let detach = detach.withLock({ d -> (@Sendable (StreamWatch) -> Void)? in
             defer { d = nil }
             return d

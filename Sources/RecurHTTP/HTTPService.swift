@@ -108,6 +108,9 @@ public struct HTTPService: Service {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 256)
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+            // What the kernel holds for a client that does not read (a stalled live-view
+            // viewer): 256 KiB, not the megabytes autotuning would grow to.
+            .childChannelOption(ChannelOptions.socketOption(.so_sndbuf), value: 256 * 1024)
         switch address {
         case .tcp(let host, let port):
             return try await bootstrap.serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)

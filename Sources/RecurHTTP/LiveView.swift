@@ -155,8 +155,8 @@ final class LiveView: Sendable {
 
     /// Server-Sent Events of one stream: first `event: ready` with what is watched, then one
     /// `data:` line per token (the protocol's event JSON), and at the end `event: end` with
-    /// why (`overflow`: this watcher fell `watchCapacity` events behind and was cut off, the
-    /// browser reconnects; `gone`: the stream left memory; `stopping`).
+    /// why (`overflow`: this watcher fell `buffer` events behind, at most `watchCapacity`, and
+    /// was cut off; the browser reconnects; `gone`: the stream left memory; `stopping`).
     func events(_ request: Request) async throws -> Response {
         try await refusing(request) { caller, _, _ in
             let query = request.uri.queryParameters
@@ -168,15 +168,32 @@ final class LiveView: Sendable {
             }
             let k = try Self.integer(query["k"], "k", in: 0...engine.options.maxTopK) ?? 5
             let units = try Self.units(query["units"].map(String.init), config: engine.model.config)
+            let capacity = try Self.integer(query["buffer"], "buffer", in: 1...watchCapacity) ?? watchCapacity
             let id = clients.withLock { next in
                 defer { next += 1 }
                 return next
             }
             engine.identify(client: id, as: caller)
             let watch: StreamWatch
+            // Counted while the engine holds it: a watcher cut off is uncounted at once, even
+            // while its connection waits for the client to read.
+            let counted = watchers.withLock { count in
+                count += 1
+                return count
+            }
+            metrics.watching(counted)
+            let once = Once()
+            let uncount: @Sendable () -> Void = { [self] in
+                guard once.take() else { return }
+                metrics.watching(watchers.withLock { count in
+                    count -= 1
+                    return count
+                })
+            }
             do throws(EngineError) {
-                watch = try await engine.watch(stream: stream, topK: k, units: units, capacity: watchCapacity, client: id)
+                watch = try await engine.watch(stream: stream, topK: k, units: units, capacity: capacity, client: id) { _ in uncount() }
             } catch {
+                uncount()
                 engine.disconnect(client: id)
                 let status: HTTPResponse.Status
                 switch error {
@@ -188,21 +205,12 @@ final class LiveView: Sendable {
                 return Self.json(ProtocolLines(model: engine.model).error(error), status: status)
             }
             let lines = ProtocolLines(model: engine.model)
-            let counted = watchers.withLock { count in
-                count += 1
-                return count
-            }
-            metrics.watching(counted)
             let ready = "{\"stream\":\(Self.quoted(stream)),\"k\":\(k),\"units\":[\(units.map(String.init).joined(separator: ","))]}"
             return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"],
                             body: ResponseBody { [self] writer in
                 defer {
                     watch.cancel()
                     engine.disconnect(client: id)
-                    metrics.watching(self.watchers.withLock { count in
-                        count -= 1
-                        return count
-                    })
                 }
                 try await writer.write(ByteBuffer(string: "retry: 2000\nevent: ready\ndata: \(ready)\n\n"))
                 try await withGracefulShutdownHandler {
@@ -259,4 +267,16 @@ final class LiveView: Sendable {
     }
 
     static func quoted(_ text: String) -> String { ProtocolLines.quoted(text) }
+}
+
+/// True the first time only.
+private final class Once: Sendable {
+    private let taken = Mutex(false)
+
+    func take() -> Bool {
+        taken.withLock { taken in
+            defer { taken = true }
+            return !taken
+        }
+    }
 }
