@@ -24,15 +24,19 @@ extension Recurd {
     }
 
     /// Where the live view's admin token goes: `--http-token-file`, else `http-token` in
-    /// systemd's runtime directory, the state directory, else beside the socket.
+    /// systemd's runtime directory, else beside the socket, else in the state directory
+    /// (made, mode 0700, if it does not exist yet).
     func httpTokenPath() -> String? {
         if let httpTokenFile { return httpTokenFile }
         if let runtime = getenv("RUNTIME_DIRECTORY").map({ String(cString: $0) }), !runtime.isEmpty,
            let first = runtime.split(separator: ":").first {
             return "\(first)/http-token"
         }
-        if let stateDir { return "\(stateDir)/http-token" }
         if let socket { return "\(socket).http-token" }
+        if let stateDir {
+            mkdir(stateDir, 0o700)  // as the state store makes it; an existing one is checked there
+            return "\(stateDir)/http-token"
+        }
         return nil
     }
 

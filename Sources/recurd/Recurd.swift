@@ -129,7 +129,7 @@ struct Recurd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Serve HTTP at this address: GET /metrics in Prometheus text format to anyone, and the live view of streams (GET /) to holders of a token: the admin token in --http-token-file, or the one 'recur view' asks for (docs/OBSERVABILITY.md); every other path is 404. HOST:PORT (127.0.0.1:9464, [::1]:9464; port 0 takes a free one, logged as 'HTTP listening on ADDRESS') or unix:PATH. Off by default; under systemd recurd-http.socket passes the socket in (FileDescriptorName=recurd-http) and wins over this flag.", valueName: "address"))
     var http: String?
 
-    @Option(help: ArgumentHelp("With --http: write the live view's admin token (random, new at every start; it shows every stream) to this file, mode 0640, group --admin-group if given. Default: http-token in $RUNTIME_DIRECTORY, else in --state-dir, else PATH.http-token beside the --socket PATH.", valueName: "path"))
+    @Option(help: ArgumentHelp("With --http: write the live view's admin token (random, new at every start; it shows every stream) to this file, mode 0640, group --admin-group if given. Default: http-token in $RUNTIME_DIRECTORY, else PATH.http-token beside the --socket PATH, else http-token in --state-dir.", valueName: "path"))
     var httpTokenFile: String?
 
     @Option(help: ArgumentHelp("Diagnostics at this level and above are logged.", valueName: "level"))
