@@ -10,6 +10,9 @@ extension EngineCore {
         switch record.residency {
         case .resident, .storing:
             try checkAccess(to: record, by: caller(of: client))
+            guard record.watchers.count < StreamEngine.maxWatchersPerStream else {
+                throw .busy("stream \(EngineError.quoted(watch.stream)) already has \(StreamEngine.maxWatchersPerStream) watchers, the most it may have")
+            }
             record.watchers.append(watch)
         case .loading, .gone:
             // Left memory or is coming back between the check and now: the caller may retry.

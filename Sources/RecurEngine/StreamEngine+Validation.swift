@@ -30,6 +30,8 @@ extension StreamEngine {
 
     /// The bound on `units` per feed or watch: that many floats per event at most.
     public static let maxUnits = 1024
+    /// Watchers one stream may have at once (each costs the engine a copy of every event).
+    public static let maxWatchersPerStream = 16
 
     /// Hidden units as requests name them: indices into the concatenation of every layer's h
     /// (layer 0's H values first), so 0..<layers·H. Returns where each lives in a stream's

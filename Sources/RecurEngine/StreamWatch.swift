@@ -26,14 +26,23 @@ public final class StreamWatch: Sendable {
     public let topK: Int
     /// The hidden units whose values each event carries (`TokenEvent.units`), as asked.
     public let units: [Int]
-    /// The events, in the stream's order; ends when the watch ends.
-    public let events: AsyncStream<TokenEvent>
+    /// What a watch delivers.
+    public enum Item: Sendable {
+        /// A token the stream absorbed.
+        case event(TokenEvent)
+        /// `tick()` was called: nothing happened, but a consumer that writes somewhere can
+        /// check that its reader is still there.
+        case tick
+    }
+
+    /// The events, in the stream's order, and ticks; ends when the watch ends.
+    public let events: AsyncStream<Item>
     /// Events held for the watcher at most.
     public let capacity: Int
 
     /// (state offsets) Where each of `units` lives in a stream's state vector.
     let offsets: [Int]
-    private let continuation: AsyncStream<TokenEvent>.Continuation
+    private let continuation: AsyncStream<Item>.Continuation
     private let ending = Mutex<End?>(nil)
     private let detach: Mutex<(@Sendable (StreamWatch) -> Void)?>
     private let ended: @Sendable (End) -> Void
@@ -46,7 +55,7 @@ public final class StreamWatch: Sendable {
         self.units = units
         self.offsets = offsets
         self.capacity = capacity
-        (events, continuation) = AsyncStream.makeStream(of: TokenEvent.self, bufferingPolicy: .bufferingOldest(capacity))
+        (events, continuation) = AsyncStream.makeStream(of: Item.self, bufferingPolicy: .bufferingOldest(capacity))
         self.detach = Mutex(detach)
     }
 
@@ -63,13 +72,19 @@ public final class StreamWatch: Sendable {
     @discardableResult
     func deliver(_ event: TokenEvent) -> Bool {
         guard end == nil else { return false }
-        switch continuation.yield(event) {
+        switch continuation.yield(.event(event)) {
         case .enqueued: return true
         case .dropped: finish(.overflow)
         case .terminated: finish(.cancelled)
         @unknown default: finish(.cancelled)
         }
         return false
+    }
+
+    /// Adds a `.tick` to `events` (nothing when the buffer is full or the watch has ended).
+    public func tick() {
+        guard end == nil else { return }
+        _ = continuation.yield(.tick)
     }
 
     /// Ends the watch with `reason` (the first reason counts) and detaches it from the engine.

@@ -18,6 +18,8 @@ final class LiveView: Sendable {
     let metrics: RecurdMetrics
     /// Events held for one watcher before it is cut off (`StreamWatch`).
     let watchCapacity: Int
+    /// How often an idle event stream writes a comment, to notice a viewer that went away.
+    let heartbeatInterval: Duration
     private let clients = Mutex<ClientID>(LiveView.firstClient)
     private let watchers = Mutex(0)
 
@@ -26,11 +28,13 @@ final class LiveView: Sendable {
     /// The cookie the page's token is kept in after the first load.
     static let cookie = "recurd_view"
 
-    init(engine: StreamEngine, access: ViewAccess, metrics: RecurdMetrics, watchCapacity: Int = 1024) {
+    init(engine: StreamEngine, access: ViewAccess, metrics: RecurdMetrics, watchCapacity: Int = 1024,
+         heartbeatInterval: Duration = .seconds(15)) {
         self.engine = engine
         self.access = access
         self.metrics = metrics
         self.watchCapacity = watchCapacity
+        self.heartbeatInterval = heartbeatInterval
     }
 
     func addRoutes(to router: Router<BasicRequestContext>) {
@@ -200,6 +204,7 @@ final class LiveView: Sendable {
                 case .permissionDenied: status = .forbidden
                 case .unknownStream: status = .notFound
                 case .shuttingDown: status = .serviceUnavailable
+                case .busy: status = .tooManyRequests
                 default: status = .badRequest
                 }
                 return Self.json(ProtocolLines(model: engine.model).error(error), status: status)
@@ -213,13 +218,27 @@ final class LiveView: Sendable {
                     engine.disconnect(client: id)
                 }
                 try await writer.write(ByteBuffer(string: "retry: 2000\nevent: ready\ndata: \(ready)\n\n"))
+                // A viewer that went away is noticed when a write fails: on an idle stream, at
+                // the next heartbeat (an SSE comment line).
+                let heartbeat = Task { [heartbeatInterval] in
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: heartbeatInterval)
+                        watch.tick()
+                    }
+                }
+                defer { heartbeat.cancel() }
                 try await withGracefulShutdownHandler {
                     var buffer = ByteBuffer()
-                    for await event in watch.events {
+                    for await item in watch.events {
                         buffer.clear()
-                        buffer.writeStaticString("data: ")
-                        buffer.writeImmutableBuffer(lines.event(event))
-                        buffer.writeStaticString("\n\n")
+                        switch item {
+                        case .event(let event):
+                            buffer.writeStaticString("data: ")
+                            buffer.writeImmutableBuffer(lines.event(event))
+                            buffer.writeStaticString("\n\n")
+                        case .tick:
+                            buffer.writeStaticString(": still here\n\n")
+                        }
                         try await writer.write(buffer)
                     }
                 } onGracefulShutdown: {

@@ -135,6 +135,26 @@ final class LiveViewTests: XCTestCase {
         try live.waitForWatchers(0)
     }
 
+    func test_aStreamHasAtMost16Watchers() throws {
+        let live = try LiveDaemon.start(self)
+        _ = try live.daemon.connect().request(["op": "feed", "stream": "busy", "text": "To"])
+        var readers: [EventStreamReader] = []
+        for _ in 0..<16 {
+            let reader = try EventStreamReader(live, "/events?stream=busy", token: live.adminToken)
+            XCTAssertEqual(try reader.next()?.name, "ready")
+            readers.append(reader)
+        }
+        let refused = try live.get("/events?stream=busy", token: live.adminToken)
+        XCTAssertEqual(refused.status, 429, refused.body)
+        XCTAssertTrue(refused.body.contains("already has 16 watchers"), refused.body)
+        // A viewer that goes away is detached at its next write: here the next token.
+        readers.removeLast()
+        _ = try live.daemon.connect().request(["op": "feed", "stream": "busy", "text": " be, or not to be"])
+        try live.waitForWatchers(15)
+        let again = try EventStreamReader(live, "/events?stream=busy", token: live.adminToken)
+        XCTAssertEqual(try again.next()?.name, "ready")
+    }
+
     func test_aWatcherThatStopsReading_isCutOff_andDoesNotSlowTheFeedingClient() throws {
         let live = try LiveDaemon.start(self, model: Repository.logsModel)
         let client = try live.daemon.connect()
