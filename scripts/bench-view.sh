@@ -6,7 +6,9 @@
 #   view   recurd --http 127.0.0.1:0 with a live-view watcher (GET /events, k 5, every hidden
 #          unit, what the page asks for) attached to the measured stream and reading every event.
 #   scripts/bench-view.sh [ROUNDS (default 5)] [TOKENS per run (default 3000)]
-# Release builds of recurd and recur-bench; needs python3.
+# Release builds of recurd and recur-bench; needs python3. Each run's line goes to stderr; the
+# summary to stdout. The watcher counts what it received in hundreds (recur-bench feeds 200
+# warm-up tokens, then TOKENS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5} tokens=${2:-3000}
@@ -57,13 +59,14 @@ s.sendall(b"{\"op\":\"feed\",\"stream\":\"bench\",\"text\":\"T\",\"k\":0}\n"); s
       for _ in $(seq 100); do [ "$(metric "$address" recurd_view_watchers)" = 1.0 ] && break; sleep 0.1; done
     fi
     result=$("$bin/recur-bench" --only latency --socket "$sock" --tokens "$tokens" --stream bench)
-    attached=''
+    attached='' received=0
     if [ "$mode" = view ]; then
       attached=$(metric "$address" recurd_view_watchers)
       kill "$watcher"; wait "$watcher" 2>/dev/null || true; watcher=''
+      received=$(cat "$dir/count" 2>/dev/null || echo 0); rm -f "$dir/count"
     fi
     kill "$daemon"; wait "$daemon" 2>/dev/null || true; daemon=''
-    echo "{\"mode\":\"$mode\",\"round\":$round,\"attached\":\"$attached\",\"r\":$result}" | tee -a "$dir/results" >&2
+    echo "{\"mode\":\"$mode\",\"round\":$round,\"attached\":\"$attached\",\"received\":$received,\"r\":$result}" | tee -a "$dir/results" >&2
   done
 done
 python3 - "$dir/results" <<'PY'
@@ -74,7 +77,8 @@ for mode, what in (("plain", "recurd without --http"), ("view", "--http, a live-
     p50 = st.median(r["r"]["socket_feed_1token_p50_us"] for r in rs)
     p99 = st.median(r["r"]["socket_feed_1token_p99_us"] for r in rs)
     errors = sum(r["r"]["errors"] for r in rs)
-    extra = "" if mode == "plain" else f"   watcher attached to the end in {sum(r['attached'] == '1.0' for r in rs)} of {len(rs)} runs"
+    extra = "" if mode == "plain" else (f"   watcher attached to the end in {sum(r['attached'] == '1.0' for r in rs)} of {len(rs)} runs,"
+                                        f" received >= {min(r['received'] for r in rs)} events each")
     print(f"{what:45s} p50 {p50:6.1f} us   p99 {p99:7.1f} us   errors {errors}{extra}")
 print(f"(medians of {len(rows) // 2} alternating runs each)")
 PY
