@@ -40,11 +40,15 @@ extension Recurd {
         return nil
     }
 
-    /// Writes the admin token where `httpTokenPath()` says (readable by the admin group).
-    func writeHTTPToken(_ view: ViewAccess, logger: Logger) throws {
+    /// The live view's tokens, with the admin token written where `httpTokenPath()` says
+    /// (readable by the admin group); nil, and only /metrics is served, when there is no
+    /// place for it.
+    func liveView(logger: Logger) throws -> ViewAccess? {
         guard let path = httpTokenPath() else {
-            throw RecurdError("--http needs --http-token-file PATH for the live view's token (no --socket or --state-dir to put it beside)")
+            logger.notice("the live view is off: there is no place for its token (give --http-token-file PATH, or --socket or --state-dir); /metrics is served")
+            return nil
         }
+        let view = ViewAccess()
         let group = adminGroup.flatMap { name in getgrnam(name).map { $0.pointee.gr_gid } }
         do {
             try view.writeAdminToken(to: path, group: group)
@@ -52,6 +56,7 @@ extension Recurd {
             throw RecurdError(error.message)
         }
         logger.info("live view token written to \(path)", metadata: ["recurd.http.token_file": "\(path)"])
+        return view
     }
 
     /// Where the HTTP surface listens: the socket systemd passed, else `--http`; nil: off.

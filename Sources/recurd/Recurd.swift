@@ -358,8 +358,7 @@ struct Recurd: AsyncParsableCommand {
                 metrics.serving(loaded)
                 configuration.engine.metricsFactory = metrics.factory
                 configuration.store.metricsFactory = metrics.factory
-                let view = ViewAccess()
-                try writeHTTPToken(view, logger: logger)
+                let view = try liveView(logger: logger)
                 configuration.view = view
                 observer.http = (address, metrics, view)
             }

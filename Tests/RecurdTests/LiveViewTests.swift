@@ -33,6 +33,32 @@ final class LiveViewTests: XCTestCase {
         XCTAssertEqual(mode, 0o640, "the token file is readable by the daemon's user and group only")
     }
 
+    func test_tokenFile_thatCannotBeWritten_stopsTheStart_andWithoutAPlaceForIt_theViewIsOff() throws {
+        let directory = try makeWorkDirectory(self)
+        let refused = try runRecurd(["--model", Repository.logsModel.path, "--socket", directory.appendingPathComponent("d.sock").path,
+                                     "--http", "127.0.0.1:0", "--http-token-file", directory.appendingPathComponent("missing/token").path],
+                                    in: directory)
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("cannot write the HTTP token file '\(directory.path)/missing/token': No such file or directory"),
+                      refused.stderr)
+        // --stdin alone has no socket or state directory to put the token beside: /metrics only.
+        let child = try ChildProcess(Executables.recurd, ["--model", Repository.logsModel.path, "--stdin", "--http", "127.0.0.1:0"],
+                                     in: directory, keepStdinOpen: true)
+        addTeardownBlock { child.signal(SIGKILL) }
+        var address: String?
+        try child.waitFor("recurd to log the HTTP address") {
+            address = child.stderrText.split(separator: "\n")
+                .compactMap { line in line.range(of: "HTTP listening on ").map { line[$0.upperBound...] } }
+                .first.flatMap { $0.split(separator: " ").first.map(String.init) }
+            return address != nil
+        }
+        XCTAssertTrue(child.stderrText.contains("the live view is off"), child.stderrText)
+        XCTAssertEqual(try httpGet(address!, "/metrics").status, 200)
+        XCTAssertEqual(try httpGet(address!, "/").status, 404)
+        child.closeStdin()
+        XCTAssertEqual(try child.wait().status, 0)
+    }
+
     func test_tokenInTheQuery_becomesACookie_whichAuthenticatesThePagesRequests() throws {
         let live = try LiveDaemon.start(self)
         _ = try live.daemon.connect().request(["op": "feed", "stream": "s", "text": "To be"])
