@@ -276,7 +276,7 @@ input[type=number] { width: 5em; }
       li.dataset.stream = s.stream;
       li.textContent = s.stream + " ";
       const small = document.createElement("small");
-      small.textContent = s.offset + " tokens, uid " + s.owner;
+      small.textContent = s.offset + (s.offset === 1 ? " token" : " tokens") + ", uid " + s.owner;
       li.appendChild(small);
       li.classList.toggle("current", s.stream === state.stream);
       li.onclick = () => { params.set("stream", s.stream); history.replaceState(null, "", "?" + params.toString()); watch(s.stream); };
