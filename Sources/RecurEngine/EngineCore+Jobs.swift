@@ -248,7 +248,7 @@ extension EngineCore {
         let heldBefore = recreate ? [] : record.encoder.pendingBytes
         record.encoder = encoder
         let logs = store?.logsTokens == true
-        let run = FeedRun(tokens: tokens, topK: job.topK, silent: false,
+        let run = FeedRun(tokens: tokens, topK: job.topK, units: job.units, silent: false,
                           createdStream: createdStream || recreate, durableEnd: logs ? 0 : tokens.count)
         run.pendingUnlogged = logs && tokens.isEmpty && encoder.pendingBytes != heldBefore
         job.enter(.feed(.stepping(run)))

@@ -211,7 +211,7 @@ extension EngineCore {
             rows.append(Row(record: record, job: job, run: run, state: prediction.state.p))
         case .feed(let feed):
             batchTokens[i] = feed.tokens[feed.cursor]
-            rows.append(Row(record: record, job: job, run: run, state: record.state.p))
+            rows.append(Row(record: record, job: job, run: run, state: record.state.p, watchers: feed.silent ? [] : record.watchers))
         }
     }
 
@@ -242,8 +242,16 @@ extension EngineCore {
                 run.stepLogprob = logprob
                 if run.silent { continue }
                 let next = topK(record.logProbs.p, count: V, k: run.topK)
-                run.events.append(TokenEvent(stream: record.name, offset: record.offset + 1, token: token,
-                                             logprob: logprob, next: next))
+                let units = run.units.isEmpty ? [] : run.units.map { row.state[$0] }
+                let event = TokenEvent(stream: record.name, offset: record.offset + 1, token: token,
+                                       logprob: logprob, next: next, units: units)
+                run.events.append(event)
+                for watcher in row.watchers {
+                    var copy = event
+                    if watcher.topK != run.topK { copy.next = topK(record.logProbs.p, count: V, k: watcher.topK) }
+                    copy.units = watcher.offsets.map { row.state[$0] }
+                    watcher.deliver(copy)
+                }
             }
         }
     }

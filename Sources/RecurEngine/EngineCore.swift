@@ -82,6 +82,8 @@ final class EngineCore: @unchecked Sendable {
         let run: StepRun
         /// (stateSize) The stream's state, or a prediction's private copy.
         let state: UnsafeMutablePointer<Float>
+        /// The stream's watchers when the row was taken (feeds only; usually none).
+        var watchers: [StreamWatch] = []
     }
 
     init(model: Model, options: EngineOptions, store: (any StreamStore)?) {

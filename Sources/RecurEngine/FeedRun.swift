@@ -91,6 +91,8 @@ final class FeedRun {
     let tokens: [Int32]
     /// k of each event's `next` list.
     let topK: Int
+    /// (state offsets) The hidden units each event carries; usually none.
+    let units: [Int]
     /// A restore's replay: absorbed without events (they were acknowledged before).
     let silent: Bool
     /// The feed created the stream (or re-created it after an end).
@@ -106,10 +108,11 @@ final class FeedRun {
     /// that logs: it logs an empty segment with the held bytes before it is acknowledged.
     var pendingUnlogged = false
 
-    init(tokens: [Int32], topK: Int, silent: Bool, createdStream: Bool, durableEnd: Int) {
+    init(tokens: [Int32], topK: Int, units: [Int] = [], silent: Bool, createdStream: Bool, durableEnd: Int) {
         precondition(durableEnd >= 0 && durableEnd <= tokens.count, "durable end \(durableEnd) outside 0...\(tokens.count)")
         self.tokens = tokens
         self.topK = topK
+        self.units = units
         self.silent = silent
         self.createdStream = createdStream
         self.durableEnd = durableEnd

@@ -29,6 +29,8 @@ final class Job: @unchecked Sendable {
     let client: ClientID?
     /// k of the `next` list of every event (feeds only).
     let topK: Int
+    /// (state offsets) The hidden units each event carries (feeds only; usually none).
+    let units: [Int]
     let completion: JobCompletion?
     /// (lock) Who submitted it (set at submission).
     var caller = Caller.process
@@ -40,10 +42,11 @@ final class Job: @unchecked Sendable {
     /// first (`EngineCore.selectRows`).
     var rowsTaken = 0
 
-    init(_ state: JobState, client: ClientID?, topK: Int = 0, completion: JobCompletion?) {
+    init(_ state: JobState, client: ClientID?, topK: Int = 0, units: [Int] = [], completion: JobCompletion?) {
         self.state = state
         self.client = client
         self.topK = topK
+        self.units = units
         self.completion = completion
     }
 

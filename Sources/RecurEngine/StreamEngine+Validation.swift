@@ -28,6 +28,34 @@ extension StreamEngine {
         return k
     }
 
+    /// The bound on `units` per feed or watch: that many floats per event at most.
+    public static let maxUnits = 1024
+    /// Watchers one stream may have at once (each costs the engine a copy of every event).
+    public static let maxWatchersPerStream = 16
+
+    /// Hidden units as requests name them: indices into the concatenation of every layer's h
+    /// (layer 0's H values first), so 0..<layers·H. Returns where each lives in a stream's
+    /// state (`StateBatch` layout, which puts an LSTM's c after each layer's h).
+    func checkUnits(_ units: [Int]) throws(EngineError) -> [Int] {
+        guard !units.isEmpty else { return [] }
+        let config = model.config
+        let H = config.hiddenSize, count = config.layers * H
+        guard units.count <= Self.maxUnits else {
+            throw .badValue("\(units.count) units asked; at most \(Self.maxUnits) per event")
+        }
+        var seen = Set<Int>()
+        var offsets: [Int] = []
+        offsets.reserveCapacity(units.count)
+        for (i, unit) in units.enumerated() {
+            guard unit >= 0, unit < count else {
+                throw .badValue("unit \(unit) at position \(i) is outside 0...\(count - 1) (the model has \(config.layers) layer\(config.layers == 1 ? "" : "s") of \(H) hidden units)")
+            }
+            guard seen.insert(unit).inserted else { throw .badValue("unit \(unit) is asked twice (position \(i))") }
+            offsets.append((unit / H) * config.cell.stateVectors * H + unit % H)
+        }
+        return offsets
+    }
+
     func checkTokens(_ tokens: [Int32]) throws(EngineError) {
         let V = core.vocabularySize  // fixed for the engine's life (a replacement model keeps it)
         for (i, token) in tokens.enumerated() where token < 0 || Int(token) >= V {

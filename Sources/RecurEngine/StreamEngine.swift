@@ -60,12 +60,14 @@ public final class StreamEngine: Sendable {
     /// `error` policy) → `.badValue` and no change at all.
     /// Large texts are absorbed in segments internally but returned together, so callers should
     /// pass at most a few KiB at a time to keep memory bounded.
-    public func feed(stream: String, text: [UInt8], topK: Int?, flush: Bool = false,
+    /// `units`: hidden units (`hiddenUnits`) whose values each event carries, in that order.
+    public func feed(stream: String, text: [UInt8], topK: Int?, flush: Bool = false, units: [Int] = [],
                      client: ClientID) async throws(EngineError) -> [TokenEvent] {
         try checkName(stream)
         let k = try checkTopK(topK)
+        let offsets = try checkUnits(units)
         let output = try await core.perform(on: stream, create: true) {
-            Job(.feed(.waiting(.text(text, flush: flush), createdStream: false)), client: client, topK: k, completion: $0)
+            Job(.feed(.waiting(.text(text, flush: flush), createdStream: false)), client: client, topK: k, units: offsets, completion: $0)
         }
         guard case .events(let events) = output else { preconditionFailure("a feed finished with \(output)") }
         return events
@@ -151,6 +153,32 @@ public final class StreamEngine: Sendable {
 
     /// Counters of the whole engine since `start()`.
     public func stats() async -> EngineStats { core.stats() }
+
+    /// Starts watching a stream that exists (brought back from the store if needed) and that
+    /// `client` may use: every token it absorbs from now on, whoever feeds it, arrives in the
+    /// watch's `events` with `topK` predictions and the values of `units`. The engine never
+    /// waits for the watcher; one that lets `capacity` events pile up is cut off
+    /// (`StreamWatch`). Feeds of the stream pay for its watchers only while it has some.
+    /// `ended` is called once when the watch ends, with why, possibly on the engine thread
+    /// (it must not block); the consumer of `events` may be busy elsewhere then.
+    public func watch(stream: String, topK: Int?, units: [Int] = [], capacity: Int = 1024, client: ClientID? = nil,
+                      ended: @escaping @Sendable (StreamWatch.End) -> Void = { _ in }) async throws(EngineError) -> StreamWatch {
+        try checkName(stream)
+        let k = try checkTopK(topK)
+        let offsets = try checkUnits(units)
+        guard capacity >= 1 else { throw .badValue("a watch needs room for at least 1 event, not \(capacity)") }
+        _ = try await info(stream: stream, client: client)  // exists, may be used, is resident
+        let watch = StreamWatch(stream: stream, topK: k, units: units, offsets: offsets, capacity: capacity, ended: ended) { [core] watch in
+            core.unwatch(watch)
+        }
+        do throws(EngineError) {
+            try core.attach(watch, client: client)
+        } catch {
+            watch.finishDetached(.cancelled)
+            throw error
+        }
+        return watch
+    }
 
     /// Forget a client (connection closed): its identity and subscriptions go; its named streams stay.
     public func disconnect(client: ClientID) { core.disconnect(client) }

@@ -27,6 +27,8 @@ final class StreamRecord: @unchecked Sendable {
     var lossSum: Double = 0
     /// (lock) Clients told about expiry, eviction, and other clients' ends and resets.
     var subscribers: Set<ClientID> = []
+    /// (lock) Observers of its events (`StreamEngine.watch`); ended when it leaves memory.
+    var watchers: [StreamWatch] = []
     /// (lock) Requests in submission order; the first is the one running.
     var jobs: [Job] = []
     /// (lock) Waiting in the engine's ready list for its head job to be looked at.

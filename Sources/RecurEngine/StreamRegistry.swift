@@ -71,6 +71,15 @@ struct StreamRegistry {
         if record.residency == .resident { uncounted(record) }
         for client in record.subscribers { unsubscribe(client, from: record) }
         record.subscribers = []
+        endWatches(of: record)
+    }
+
+    /// Ends the watches of a stream that leaves memory, saying why.
+    private func endWatches(of record: StreamRecord) {
+        let watchers = record.watchers
+        record.watchers = []
+        let reason = "stream \(EngineError.quoted(record.name)) left memory (it was ended, expired, evicted or moved to the state store)"
+        for watcher in watchers { watcher.finishDetached(.streamGone(reason)) }
     }
 
     private mutating func counted(_ record: StreamRecord) {
@@ -143,6 +152,8 @@ struct StreamRegistry {
         for record in all {
             record.lruNext = nil
             record.lruPrevious = nil
+            for watcher in record.watchers { watcher.finishDetached(.streamGone("the daemon is stopping")) }
+            record.watchers = []
         }
         streams = [:]
         byClient = [:]

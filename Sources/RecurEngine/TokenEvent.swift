@@ -16,13 +16,17 @@ public struct TokenEvent: Sendable, Equatable {
     public var logprob: Float?
     /// The top-k predictions after absorbing it, most probable first (ties: lower id).
     public var next: [TokenProbability]
+    /// The values of the hidden units the request asked for (`StreamEngine.hiddenUnits`), in
+    /// the order asked, after the step that absorbed the token; empty when none were asked.
+    public var units: [Float]
 
     /// Memberwise, for tests and for clients that parse events back.
-    public init(stream: String, offset: Int, token: Int32, logprob: Float?, next: [TokenProbability]) {
+    public init(stream: String, offset: Int, token: Int32, logprob: Float?, next: [TokenProbability], units: [Float] = []) {
         self.stream = stream
         self.offset = offset
         self.token = token
         self.logprob = logprob
         self.next = next
+        self.units = units
     }
 }

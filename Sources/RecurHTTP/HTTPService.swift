@@ -11,8 +11,9 @@ import Glibc
 #endif
 
 /// recurd's HTTP surface (`--http`): Hummingbird's router and HTTP/1 channel on the daemon's
-/// event loops, in the daemon's service group. Only `GET /metrics` answers (it shows no stream
-/// text, so it needs no authentication); every other path is 404.
+/// event loops, in the daemon's service group. `GET /metrics` answers anyone (it shows no
+/// stream text); the live view (`LiveView`: `/`, `/streams`, `/model`, `/events`) needs a
+/// token of `view`; every other path is 404.
 ///
 /// It binds itself rather than through `Hummingbird.Application`, whose server binds an
 /// address only: under systemd the listening socket comes in as a descriptor
@@ -22,18 +23,24 @@ public struct HTTPService: Service {
     let responder: RouterResponder<BasicRequestContext>
     let group: any EventLoopGroup
     let logger: Logger
+    let view: ViewAccess?
 
-    /// Serves `metrics` for `daemon` at `address` on `group`'s event loops.
-    public init(address: HTTPAddress, metrics: RecurdMetrics, daemon: DaemonHandle, logger: Logger,
+    /// Serves `metrics` for `daemon` at `address` on `group`'s event loops, and the live view
+    /// to the holders of `view`'s tokens.
+    public init(address: HTTPAddress, metrics: RecurdMetrics, daemon: DaemonHandle, view: ViewAccess?, logger: Logger,
                 group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
         self.address = address
         self.group = group
         self.logger = logger
+        self.view = view
         let router = Router(context: BasicRequestContext.self)
         router.get("metrics") { _, _ -> Response in
             let body = await metrics.exposition(of: daemon)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+        }
+        if let view {
+            LiveView(engine: daemon.engine, access: view, metrics: metrics).addRoutes(to: router)
         }
         responder = router.buildResponder()
     }
@@ -64,6 +71,7 @@ public struct HTTPService: Service {
         } catch let error as IOError {
             throw HTTPServiceError("cannot serve HTTP at \(address): \(String(cString: strerror(error.errnoCode)))")
         }
+        view?.address = boundDescription(server.channel.localAddress)
         logger.info("HTTP listening on \(boundDescription(server.channel.localAddress))",
                     metadata: ["recurd.http": "\(boundDescription(server.channel.localAddress))"])
         try await withGracefulShutdownHandler {
@@ -100,6 +108,9 @@ public struct HTTPService: Service {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 256)
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+            // What the kernel holds for a client that does not read (a stalled live-view
+            // viewer): 256 KiB, not the megabytes autotuning would grow to.
+            .childChannelOption(ChannelOptions.socketOption(.so_sndbuf), value: 256 * 1024)
         switch address {
         case .tcp(let host, let port):
             return try await bootstrap.serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)

@@ -21,6 +21,7 @@ enum MetricsHelp {
         RecurdMetrics.Name.connectionsOpen: "Socket connections open.",
         RecurdMetrics.Name.reloads: "Model reloads (SIGHUP), by outcome: replaced or refused.",
         RecurdMetrics.Name.modelInfo: "The model being served, as labels; the value is always 1.",
+        RecurdMetrics.Name.viewWatchers: "Live-view event streams (GET /events) attached to a stream now.",
     ]
 
     /// Powers of two from 1 to the engine's largest batch.

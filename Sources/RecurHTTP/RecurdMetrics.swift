@@ -28,6 +28,8 @@ public final class RecurdMetrics: Sendable {
         public static let reloads = "recurd_model_reloads_total"
         /// `recurd_model_info`.
         public static let modelInfo = "recurd_model_info"
+        /// `recurd_view_watchers`.
+        public static let viewWatchers = "recurd_view_watchers"
     }
 
     /// A new registry and its factory.
@@ -38,6 +40,12 @@ public final class RecurdMetrics: Sendable {
         for outcome in ["replaced", "refused"] {
             _ = CoreMetrics.Counter(label: Name.reloads, dimensions: [("outcome", outcome)], factory: factory)
         }
+        watching(0)
+    }
+
+    /// Sets `recurd_view_watchers`: live-view event streams attached now.
+    public func watching(_ count: Int) {
+        CoreMetrics.Gauge(label: Name.viewWatchers, factory: factory).record(count)
     }
 
     /// Sets `recurd_model_info` to 1 with `model`'s labels, removing the previous model's series.

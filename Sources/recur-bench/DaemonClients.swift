@@ -21,8 +21,9 @@ struct DaemonClients {
     let text: [UInt8]
 
     /// Connects `clients` sockets, then has each send `feeds` feeds of `chunk` bytes of `text`
-    /// (successive slices, wrapping around) to its own stream, and waits for every reply.
-    func run(clients: Int, feeds: Int, chunk: Int, k: Int) throws -> Result {
+    /// (successive slices, wrapping around) to its own stream (the first client's is `stream`
+    /// when given), and waits for every reply.
+    func run(clients: Int, feeds: Int, chunk: Int, k: Int, stream: String? = nil) throws -> Result {
         var fds: [Int32] = []
         defer { for fd in fds { close(fd) } }
         for _ in 0..<clients { fds.append(try connectUnix(socketPath)) }
@@ -49,7 +50,8 @@ struct DaemonClients {
                 default: return s.value < 0x20 ? String(format: "\\u%04x", s.value) : String(s)
                 }
             }.joined()
-            let line = Array("{\"op\":\"feed\",\"stream\":\"bench-\(run)-\(i)\",\"k\":\(k),\"text\":\"\(escaped)\"}\n".utf8)
+            let name = i == 0 ? stream ?? "bench-\(run)-\(i)" : "bench-\(run)-\(i)"
+            let line = Array("{\"op\":\"feed\",\"stream\":\"\(name)\",\"k\":\(k),\"text\":\"\(escaped)\"}\n".utf8)
             started[i] = now()
             var off = 0
             while off < line.count {

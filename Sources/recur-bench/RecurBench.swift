@@ -22,6 +22,7 @@ struct RecurBench: ParsableCommand {
     @Option(help: "Training sequence length T.") var seq = 100
     @Option(help: "Training chunks timed.") var iterations = 20
     @Option(help: "recurd's socket, for --only latency or clients (start it with the same model first).") var socket: String?
+    @Option(help: "--only latency: feed this stream (default: a new stream named at random), e.g. one a live-view watcher is attached to.") var stream: String?
     @Option(help: "Concurrent clients for --only clients.") var clients = 1000
     @Option(help: "Feeds each client sends (--only latency: feeds of one character).") var feeds = 20
     @Option(help: "What to measure: all, single, batched, engine (the daemon's engine stepping --batch streams in process), latency (one client over --socket, one character per feed), clients (--clients clients over --socket), train, gemm (the training GEMM shapes on the current backend; RECUR_BLAS=dnnl|openblas picks it), or memory (resident memory while --streams streams are created, at most --resident in memory, evicted ones to --state-dir).") var only = "all"
@@ -106,8 +107,8 @@ struct RecurBench: ParsableCommand {
             let text = Array(Self.sampleText.utf8)
             let clients = DaemonClients(socketPath: socket, text: text)
             if only == "latency" {
-                _ = try clients.run(clients: 1, feeds: 200, chunk: 1, k: 5)  // warm-up
-                let r = try clients.run(clients: 1, feeds: tokens, chunk: 1, k: 5)
+                _ = try clients.run(clients: 1, feeds: 200, chunk: 1, k: 5, stream: stream)  // warm-up
+                let r = try clients.run(clients: 1, feeds: tokens, chunk: 1, k: 5, stream: stream)
                 let sorted = r.latencies.sorted()
                 result["socket_feed_1token_p50_us"] = sorted[sorted.count / 2]
                 result["socket_feed_1token_p99_us"] = sorted[min(sorted.count - 1, sorted.count * 99 / 100)]

@@ -126,8 +126,11 @@ struct Recurd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Permissions of the socket file in octal, e.g. 666 to let every local user connect (streams stay private to their owner); default: as the umask makes it.", valueName: "mode"))
     var socketMode: String?
 
-    @Option(help: ArgumentHelp("Serve HTTP at this address: GET /metrics in Prometheus text format (docs/OBSERVABILITY.md); every other path is 404. HOST:PORT (127.0.0.1:9464, [::1]:9464; port 0 takes a free one, logged as 'HTTP listening on ADDRESS') or unix:PATH. Off by default; under systemd recurd-http.socket passes the socket in (FileDescriptorName=recurd-http) and wins over this flag.", valueName: "address"))
+    @Option(help: ArgumentHelp("Serve HTTP at this address: GET /metrics in Prometheus text format to anyone, and the live view of streams (GET /) to holders of a token: the admin token in --http-token-file, or the one 'recur view' asks for (docs/OBSERVABILITY.md); every other path is 404. HOST:PORT (127.0.0.1:9464, [::1]:9464; port 0 takes a free one, logged as 'HTTP listening on ADDRESS') or unix:PATH. Off by default; under systemd recurd-http.socket passes the socket in (FileDescriptorName=recurd-http) and wins over this flag.", valueName: "address"))
     var http: String?
+
+    @Option(help: ArgumentHelp("With --http: write the live view's admin token (random, new at every start; it shows every stream) to this file, mode 0640, group --admin-group if given. Default: http-token in $RUNTIME_DIRECTORY, else PATH.http-token beside the --socket PATH, else http-token in --state-dir.", valueName: "path"))
+    var httpTokenFile: String?
 
     @Option(help: ArgumentHelp("Diagnostics at this level and above are logged.", valueName: "level"))
     var logLevel: Logger.Level = .info
@@ -355,7 +358,9 @@ struct Recurd: AsyncParsableCommand {
                 metrics.serving(loaded)
                 configuration.engine.metricsFactory = metrics.factory
                 configuration.store.metricsFactory = metrics.factory
-                observer.http = (address, metrics)
+                let view = try liveView(logger: logger)
+                configuration.view = view
+                observer.http = (address, metrics, view)
             }
             // A stop that came while the daemon was being built after a wait for the model: the
             // service group traps signals by the time it is ready, so raise it again then.

@@ -21,7 +21,7 @@ struct SystemdObserver: DaemonObserver {
     /// How the last reload ended, kept in every later status line.
     let lastReload = LastReload()
     /// `--http` (or recurd-http.socket): where to serve /metrics, and the registry it shows.
-    var http: (address: HTTPAddress, metrics: RecurdMetrics)?
+    var http: (address: HTTPAddress, metrics: RecurdMetrics, view: ViewAccess?)?
     /// Called once the daemon is ready (after READY=1 is sent).
     var afterReady: @Sendable () -> Void = {}
 
@@ -49,7 +49,7 @@ struct SystemdObserver: DaemonObserver {
             services.append(EngineHangForTesting(daemon: daemon, after: hangEngineAfter, logger: logger))
         }
         if let http {
-            services.append(HTTPService(address: http.address, metrics: http.metrics, daemon: daemon, logger: logger))
+            services.append(HTTPService(address: http.address, metrics: http.metrics, daemon: daemon, view: http.view, logger: logger))
         }
         return services
     }

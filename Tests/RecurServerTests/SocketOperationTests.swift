@@ -179,11 +179,12 @@ final class SocketOperationTests: XCTestCase {
         XCTAssertEqual(empty.rendered, #"{"op":"feed","stream":"w","done":true,"tokens":0,"offset":5}"#)
     }
 
-    func testFeed_withAByteModel_showsUnprintableBytesAsHex() throws {
+    func testFeed_withAByteModel_showsTextBytesAsText_andOtherBytesAsHex() throws {
         harness.stop()
         harness = try ServerHarness(model: TestModels.byteGRU)
         let client = try harness.connect()
-        let (events, _) = try client.feed("a\té", stream: "bytes", k: 1)
-        XCTAssertEqual(events.map { $0["token"]?.stringValue }, ["a", "\\x09", "\\xC3", "\\xA9"])
+        let (events, _) = try client.feed("a\té\n\u{1}", stream: "bytes", k: 1)
+        XCTAssertEqual(events.map { $0["token"]?.stringValue }, ["a", "\t", "\\xC3", "\\xA9", "\n", "\\x01"])
+        XCTAssertEqual(events.map { $0["tid"]?.intValue }, [97, 9, 0xC3, 0xA9, 10, 1])
     }
 }

@@ -66,8 +66,11 @@ final class MetricsTests: XCTestCase {
         XCTAssertTrue(after.contains("cell=\"lstm\",layers=\"2\",hidden_size=\"128\",vocabulary_size=\"256\"} 1"), after)
         XCTAssertFalse(after.contains("s0") || after.contains("s1"), "no stream name in a label: \(after)")
 
-        for path in ["/", "/streams", "/metrics/x"] {
+        for path in ["/metrics/x", "/nothing"] {
             XCTAssertEqual(try httpGet(address, path).status, 404, path)
+        }
+        for path in ["/", "/streams"] {
+            XCTAssertEqual(try httpGet(address, path).status, 401, "\(path): the live view needs a token")
         }
         let result = try daemon.stop()
         XCTAssertEqual(result.status, 0, result.stderr)

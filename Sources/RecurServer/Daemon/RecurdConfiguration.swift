@@ -58,6 +58,8 @@ public struct RecurdConfiguration: Sendable {
     public var stateDirectory: String? = nil
     /// The state store's durability, history and sync interval (with `stateDirectory`).
     public var store = StateStore.Options()
+    /// The live view's tokens (`recurd --http`); nil: no HTTP surface, and `view` says so.
+    public var view: ViewAccess? = nil
 
     /// The socket path the documentation and `recur connect` use by default.
     public static let defaultSocketPath = "/tmp/recurd.sock"

@@ -54,7 +54,8 @@ struct ReplyEncoder: Sendable {
         buffer.writeInteger(UInt8(ascii: "]"))
     }
 
-    /// One absorbed token: `{"stream":S,"offset":N,"token":T,"logprob":L,"next":[...]}`.
+    /// One absorbed token: `{"stream":S,"offset":N,"token":T,"tid":I,"logprob":L,"next":[...]}`,
+    /// then `"units":[...]` when the request asked for units.
     /// `quotedStream` is the stream name already written as a JSON string (done once per feed).
     func event(_ event: TokenEvent, id: JSONValue?, quotedStream: ByteBuffer, into buffer: inout ByteBuffer) {
         open(id, into: &buffer)
@@ -63,10 +64,19 @@ struct ReplyEncoder: Sendable {
         buffer.writeJSONMember("offset", int: event.offset)
         buffer.writeStaticString(",\"token\":")
         tokens.writeJSON(event.token, into: &buffer)
+        buffer.writeJSONMember("tid", int: Int(event.token))
         buffer.writeStaticString(",\"logprob\":")
         if let lp = event.logprob { buffer.writeJSONFloat(lp) } else { buffer.writeStaticString("null") }
         buffer.writeInteger(UInt8(ascii: ","))
         candidates("next", event.next, into: &buffer)
+        if !event.units.isEmpty {
+            buffer.writeStaticString(",\"units\":[")
+            for (i, value) in event.units.enumerated() {
+                if i > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+                buffer.writeJSONFloat(value)
+            }
+            buffer.writeInteger(UInt8(ascii: "]"))
+        }
         close(into: &buffer)
     }
 
@@ -189,6 +199,17 @@ struct ReplyEncoder: Sendable {
             buffer.writeJSONString(model.provenance[key]!)
         }
         buffer.writeInteger(UInt8(ascii: "}"))
+        close(into: &buffer)
+    }
+
+    /// `{"op":"view","url":U,"token":T,"uid":N,"admin":B}`: the live view's address with the
+    /// caller's token.
+    func view(id: JSONValue?, address: String, token: String, uid: UInt32, admin: Bool, into buffer: inout ByteBuffer) {
+        replyHead("view", id: id, stream: nil, into: &buffer)
+        buffer.writeJSONMember("url", string: "http://\(address)/?token=\(token)")
+        buffer.writeJSONMember("token", string: token)
+        buffer.writeJSONMember("uid", int: Int(uid))
+        buffer.writeStaticString(admin ? ",\"admin\":true" : ",\"admin\":false")
         close(into: &buffer)
     }
 

@@ -1,4 +1,5 @@
 import RecurCore
+import RecurEngine
 /// The outcome of reading one request line: a request, or the error to send back (with the
 /// request's "id" when it could be read).
 public enum ParsedLine: Sendable, Equatable {
@@ -53,7 +54,8 @@ extension Request {
         switch op {
         case "feed":
             return .feed(stream: try fields.stream(), text: try fields.requiredString("text"),
-                         k: try fields.int("k", in: 0...limits.maxTopK), flush: try fields.bool("flush") ?? false)
+                         k: try fields.int("k", in: 0...limits.maxTopK), flush: try fields.bool("flush") ?? false,
+                         units: try fields.units())
         case "predict":
             guard let count = try fields.int("n", in: 0...limits.maxPredict) else {
                 throw ProtocolError(.missingField, "predict needs 'n', the number of tokens to generate (0 to \(limits.maxPredict))")
@@ -73,6 +75,7 @@ extension Request {
         case "list": return .list
         case "stats": return .stats
         case "model": return .model
+        case "view": return .view
         default:
             let shown = (op.count > 40 ? String(op.prefix(40)) + "..." : op).escapingDisplayControls
             throw ProtocolError(.unknownOp, "unknown op '\(shown)'; the ops are \(Operation.names.joined(separator: ", "))")
@@ -133,6 +136,33 @@ struct RequestFields {
             throw ProtocolError(.badValue, "\(message), not \(literal)")
         }
         return t
+    }
+
+    /// `"units"`: an array of at most `StreamEngine.maxUnits` distinct non-negative integers,
+    /// or "all". Whether they exist in the model is the engine's check.
+    func units() throws(ProtocolError) -> UnitSelection {
+        guard let value = json["units"], value != .null else { return .none }
+        let shape = "'units' must be an array of hidden-unit indices such as [3,17], or \"all\""
+        if case .string(let s) = value {
+            guard s == "all" else { throw ProtocolError(.badValue, "\(shape), not the string '\(s.count > 40 ? String(s.prefix(40)) + "..." : s)'".escapingDisplayControls) }
+            return .all
+        }
+        guard case .array(let items) = value else { throw ProtocolError(.badValue, "\(shape), not \(value.typeName)") }
+        guard items.count <= StreamEngine.maxUnits else {
+            throw ProtocolError(.badValue, "'units' lists \(items.count) units; at most \(StreamEngine.maxUnits) per event")
+        }
+        var units: [Int] = []
+        units.reserveCapacity(items.count)
+        for (i, item) in items.enumerated() {
+            guard case .number(let literal) = item else {
+                throw ProtocolError(.badValue, "'units' item \(i) must be a non-negative integer, not \(item.typeName)")
+            }
+            guard let unit = item.intValue, unit >= 0 else {
+                throw ProtocolError(.badValue, "'units' item \(i) must be a non-negative integer, not \(literal)")
+            }
+            units.append(unit)
+        }
+        return .list(units)
     }
 
     func seed() throws(ProtocolError) -> UInt64? {

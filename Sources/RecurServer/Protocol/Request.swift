@@ -16,8 +16,9 @@ public struct Request: Sendable, Equatable {
     /// What a request asks for. A nil stream means the connection's private stream.
     public enum Operation: Sendable, Equatable {
         /// Absorb `text`; `k` predictions per event (nil: the daemon's default); `flush`
-        /// finishes the tokenizer (a held-back word or partial character is emitted).
-        case feed(stream: String?, text: String, k: Int?, flush: Bool)
+        /// finishes the tokenizer (a held-back word or partial character is emitted); `units`
+        /// the hidden units whose values each event carries.
+        case feed(stream: String?, text: String, k: Int?, flush: Bool, units: UnitSelection = .none)
         /// Continue the stream by `count` tokens without changing it; temperature 0 is greedy,
         /// `k` restricts sampling to the k most probable tokens.
         case predict(stream: String?, count: Int, temperature: Float, k: Int?, seed: UInt64?)
@@ -35,6 +36,8 @@ public struct Request: Sendable, Equatable {
         case stats
         /// The model's shape, tokenizer and provenance.
         case model
+        /// A token for the live view (`recurd --http`) that shows what this connection's user may see.
+        case view
 
         /// The "op" this operation is written as.
         public var name: String {
@@ -48,12 +51,24 @@ public struct Request: Sendable, Equatable {
             case .list: "list"
             case .stats: "stats"
             case .model: "model"
+            case .view: "view"
             }
         }
 
         /// Every op the daemon knows, for the unknown_op message.
-        public static let names = ["feed", "predict", "reset", "fork", "end", "info", "list", "stats", "model"]
+        public static let names = ["feed", "predict", "reset", "fork", "end", "info", "list", "stats", "model", "view"]
     }
+}
+
+/// The hidden units a feed asks for (`"units"`): indices into the concatenation of every
+/// layer's h, checked against the model by the engine.
+public enum UnitSelection: Sendable, Equatable {
+    /// None (no `"units"`): events carry no unit values and cost nothing more.
+    case none
+    /// `"units":[3,17]`: these, in this order.
+    case list([Int])
+    /// `"units":"all"`: every layer's h, refused beyond `StreamEngine.maxUnits` values.
+    case all
 }
 
 /// Request ids as the protocol accepts them.

@@ -3,7 +3,8 @@ import RecurCore
 
 /// Each token's text, prepared once per model: as a JSON string literal for events, and in
 /// the escaped display form for TSV. Char and word tokens are their text; byte tokens are the
-/// character when printable ASCII, else `\xNN` (as `recur eval --per-token --json` prints them).
+/// character when the byte is text on its own (printable ASCII, tab, newline, carriage
+/// return), else `\xNN` (`Vocabulary.text(of:)`, as `recur eval --per-token --json` prints them).
 struct TokenTable: Sendable {
     /// (V): the token's text as a quoted, escaped JSON string, ready to copy into a reply.
     private let json: [[UInt8]]
@@ -25,11 +26,8 @@ struct TokenTable: Sendable {
         display = (0..<Int32(vocabulary.count)).map { vocabulary.display($0) }
     }
 
-    /// The protocol's text of a token: what it stands for, or its display form for byte tokens.
-    static func text(of id: Int32, in vocabulary: Vocabulary) -> String {
-        guard id >= 0, Int(id) < vocabulary.count, vocabulary.kind != .byte else { return vocabulary.display(id) }
-        return vocabulary.tokens[Int(id)]
-    }
+    /// The protocol's text of a token (`Vocabulary.text(of:)`).
+    static func text(of id: Int32, in vocabulary: Vocabulary) -> String { vocabulary.text(of: id) }
 
     /// Appends token `id` as a JSON string.
     func writeJSON(_ id: Int32, into buffer: inout ByteBuffer) {

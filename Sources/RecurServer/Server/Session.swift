@@ -25,6 +25,8 @@ struct Session {
     let privateStream: String
     /// Whether a request may have created the private stream (so closing must end it).
     var usedPrivateStream = false
+    /// The live view's tokens, when the daemon serves HTTP.
+    let view: ViewAccess?
 
     init(engine: StreamEngine, client: ClientID, privateStream: String, caller: Caller, encoder: ReplyEncoder, metrics: ServerMetrics,
          configuration: RecurdConfiguration, rateLimiter: ByteRateLimiter?, connectionCount: @escaping @Sendable () -> Int) {
@@ -39,6 +41,7 @@ struct Session {
         maxQueuedBytes = configuration.maxQueuedBytes
         self.connectionCount = connectionCount
         self.privateStream = privateStream
+        view = configuration.view
     }
 
     /// Serves one frame from the connection.
@@ -112,8 +115,10 @@ struct Session {
     private mutating func execute(_ request: Request, writer: inout ReplyWriter) async throws {
         let id = request.id
         switch request.operation {
-        case .feed(let stream, let text, let k, let flush):
-            try await feed(stream: streamName(stream), text: text.utf8, k: k ?? defaultTopK, flush: flush, id: id, writer: &writer)
+        case .feed(let stream, let text, let k, let flush, let selection):
+            let units = try Self.units(selection, of: engine.model.config)
+            try await feed(stream: streamName(stream), text: text.utf8, k: k ?? defaultTopK, flush: flush, units: units,
+                           id: id, writer: &writer)
         case .predict(let stream, let count, let temperature, let k, let seed):
             let name = streamName(stream)
             let tokens = try await engineCall { () async throws(EngineError) in
@@ -148,6 +153,26 @@ struct Session {
         case .model:
             // The engine's model, which a reload may have replaced since the encoder was made.
             encoder.modelInfo(id: id, model: engine.model, into: &writer.buffer)
+        case .view:
+            guard let view, let address = view.address else {
+                throw RequestFailure(error: ProtocolError(.badValue, "this daemon serves no live view; start recurd with --http ADDRESS (docs/OBSERVABILITY.md)"))
+            }
+            encoder.view(id: id, address: address, token: view.token(for: caller), uid: caller.uid, admin: caller.actsOnAll,
+                         into: &writer.buffer)
+        }
+    }
+
+    /// The units a feed asks for, as indices (`"all"`: every layer's h, within the bound).
+    static func units(_ selection: UnitSelection, of config: ModelConfig) throws(RequestFailure) -> [Int] {
+        switch selection {
+        case .none: return []
+        case .list(let units): return units
+        case .all:
+            let count = config.layers * config.hiddenSize
+            guard count <= StreamEngine.maxUnits else {
+                throw RequestFailure(error: ProtocolError(.badValue, "'units':\"all\" would send \(count) values per event (\(config.layers) layers of \(config.hiddenSize)); at most \(StreamEngine.maxUnits): list the units wanted instead"))
+            }
+            return Array(0..<count)
         }
     }
 
@@ -155,15 +180,15 @@ struct Session {
     /// early and that one piece's events, encoded, stay within the connection's queue bound
     /// (and 1 MiB): the next piece is submitted only once the client has taken enough of the
     /// replies, so a client that does not read holds at most about one piece of events.
-    static func pieceSize(k: Int, queueBound: Int = 1 << 20) -> Int {
-        let bytesPerEvent = 80 + 40 * k
+    static func pieceSize(k: Int, units: Int = 0, queueBound: Int = 1 << 20) -> Int {
+        let bytesPerEvent = 80 + 40 * k + 16 * units
         return min(4096, max(64, min(1 << 20, queueBound) / bytesPerEvent))
     }
 
-    private func feed(stream: String, text: String.UTF8View, k: Int, flush: Bool, id: JSONValue?,
+    private func feed(stream: String, text: String.UTF8View, k: Int, flush: Bool, units: [Int], id: JSONValue?,
                       writer: inout ReplyWriter) async throws {
         let quoted = encoder.quoted(stream)
-        let piece = Self.pieceSize(k: k, queueBound: maxQueuedBytes)
+        let piece = Self.pieceSize(k: k, units: units.count, queueBound: maxQueuedBytes)
         var start = 0
         var absorbed = 0
         var offset: Int? = nil
@@ -173,7 +198,7 @@ struct Session {
             let last = end == text.count
             let events: [TokenEvent]
             do {
-                events = try await engine.feed(stream: stream, text: chunk, topK: k, flush: flush && last, client: client)
+                events = try await engine.feed(stream: stream, text: chunk, topK: k, flush: flush && last, units: units, client: client)
             } catch {
                 var failure = ProtocolError(error)
                 if absorbed > 0 {

@@ -18,7 +18,8 @@ struct Connect: ParsableCommand {
             Reads text from stdin: at a terminal line by line, from a pipe chunk by chunk as \
             it arrives (so 'tail -f LOG | recur connect' works). Each token prints as one line, \
             tab-separated like 'recurd --format tsv': its offset in the stream, the token \
-            (newline as \\n, tab as \\t, a byte model's other bytes as \\xNN), the natural \
+            (newline as \\n, tab as \\t; for a byte model every byte but printable ASCII as \\xNN, \
+            newline \\x0A, as 'recurd --format tsv' shows them), the natural \
             log-probability the model gave it before it arrived, and the top predictions \
             after it as token:probability pairs. With --json the daemon's \
             replies print unchanged, one JSON object a line (docs/PROTOCOL.md), except the \
@@ -84,6 +85,9 @@ private final class ConnectSession {
     /// The id of the feed sent at end of input to flush the tokenizer: connect's own request,
     /// whose reply --json prints only when it absorbed something (a held-back word).
     private var flushID: Int?
+    /// The daemon's model reads bytes: its text bytes (a newline, a tab) arrive as text and
+    /// are shown as `\xNN`, as `recurd --format tsv` shows them.
+    private var byteModel = false
 
     init(connection: DaemonConnection, stream: String?, topK: Int?, json: Bool) {
         self.connection = connection
@@ -94,6 +98,7 @@ private final class ConnectSession {
 
     func run() throws {
         defer { out.flush() }
+        if !json { byteModel = try askTokenizer() == "byte" }
         while stdinOpen || awaiting != nil {
             var fds = [pollfd(fd: connection.fd, events: Int16(POLLIN), revents: 0)]
             let readStdin = stdinOpen && awaiting == nil
@@ -108,6 +113,18 @@ private final class ConnectSession {
             if readStdin, fds[1].revents != 0 { try readInput() }
         }
         if errors > 0 { throw ExitCode(1) }
+    }
+
+    /// The model's tokenizer (`model` request, id 0), before anything is fed.
+    private func askTokenizer() throws -> String? {
+        try connection.send("{\"op\":\"model\",\"id\":0}\n")
+        while true {
+            while let line = connection.nextLine() {
+                guard let message = try? JSONValue.parse(line), message["id"] == .number("0") else { continue }
+                return message["tokenizer"]?.stringValue
+            }
+            guard try connection.fill() else { throw CLIError("recurd closed the connection before answering") }
+        }
     }
 
     /// Reads what stdin has (a line at a terminal) and sends it; at end of input, a final
@@ -177,7 +194,7 @@ private final class ConnectSession {
             return
         }
         if message["token"] != nil, message["offset"] != nil {
-            if !json { out.writeLine(Self.readable(event: message)) }
+            if !json { out.writeLine(Self.readable(event: message, byteModel: byteModel)) }
             return
         }
         if isReply {
@@ -196,7 +213,8 @@ private final class ConnectSession {
     /// events (fewer digits), tokens in the display
     /// form `recurd --format tsv` and `recur eval --per-token` use, so that a newline or tab
     /// in a token cannot break the line (a space stays a space).
-    static func readable(event: JSONValue) -> String {
+    static func readable(event: JSONValue, byteModel: Bool = false) -> String {
+        let escaped = { (token: String) in byteModel ? Self.escapedByte(token) : Self.escaped(token) }
         let offset = event["offset"]?.intValue.map(String.init) ?? "?"
         let token = escaped(event["token"]?.stringValue ?? "")
         let logprob = event["logprob"]?.doubleValue.map { Format.fixed($0, 4) } ?? "-"
@@ -214,6 +232,15 @@ private final class ConnectSession {
     /// already), as `Vocabulary.display` shows tokens everywhere else.
     static func escaped(_ token: String) -> String {
         Vocabulary.escapedForDisplay(token)
+    }
+
+    /// A byte model's token as `Vocabulary.display` shows it: a control byte (which events
+    /// send as text: tab, newline, carriage return) as `\xNN`, everything else as it came.
+    static func escapedByte(_ token: String) -> String {
+        guard token.unicodeScalars.count == 1, let scalar = token.unicodeScalars.first,
+              scalar.value < 0x20 || scalar.value == 0x7F else { return token }
+        let hex = String(scalar.value, radix: 16, uppercase: true)
+        return "\\x" + (hex.count == 1 ? "0" : "") + hex
     }
 }
 
@@ -266,7 +293,7 @@ private let streamSocket = SOCK_STREAM
 #endif
 
 /// A connected Unix stream socket to recurd with a line buffer for what it sends.
-private final class DaemonConnection {
+final class DaemonConnection {
     let fd: Int32
     let path: String
     private var buffer: [UInt8] = []

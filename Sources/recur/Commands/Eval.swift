@@ -18,8 +18,9 @@ struct Eval: ParsableCommand {
             prediction, so N tokens give N-1 scored ones; the loss is their mean negative \
             log-probability. With --per-token, each scored token gets a line first: its offset \
             (counting tokens from 1, so the first scored token is 2), the token, and its natural \
-            log-probability. In JSON the token is its text (byte models: the character when \
-            printable ASCII, else \\xNN).
+            log-probability. In JSON the token is its text (byte models: the character when the \
+            byte is text on its own, printable ASCII, tab, newline or carriage return, else \
+            \\xNN) and "tid" its vocabulary id, as recurd's events carry them.
             """)
 
     @Argument(help: "The model file (.safetensors).")
@@ -56,9 +57,8 @@ struct Eval: ParsableCommand {
         let perTokenLine: ((Int, Float) -> Void)? = !perToken ? nil : { [json] offset, logProb in
             let token = tokens[offset - 1]
             if json {
-                let text = vocabulary.kind == .byte ? vocabulary.display(token) : vocabulary.tokens[Int(token)]
-                out.writeLine(JSONText.object([("offset", .int(offset)), ("token", .string(text)),
-                                               ("logprob", .float(logProb))]).rendered)
+                out.writeLine(JSONText.object([("offset", .int(offset)), ("token", .string(vocabulary.text(of: token))),
+                                               ("tid", .int(Int(token))), ("logprob", .float(logProb))]).rendered)
             } else {
                 out.writeLine("\(offset)\t\(vocabulary.display(token))\t\(logProb)")
             }

@@ -14,10 +14,10 @@ struct HTTPResponse {
 /// `GET path` over a plain socket (`Connection: close`, read to end of file, at most `timeout`
 /// seconds), written against system calls so that it shares nothing with the server under test.
 /// `address` is `HOST:PORT` (IPv4) or `unix:PATH`, as recurd logs it.
-func httpGet(_ address: String, _ path: String, timeout: Double = 20) throws -> HTTPResponse {
+func httpGet(_ address: String, _ path: String, headers: [String: String] = [:], timeout: Double = 20) throws -> HTTPResponse {
     let fd = try connectHTTP(address)
     defer { close(fd) }
-    try sendHTTPGet(fd, path, keepAlive: false)
+    try sendHTTPGet(fd, path, keepAlive: false, headers: headers)
     let received = try readToEndOfFile(fd, timeout: timeout, what: "a complete response from \(address)\(path)")
     return try parseHTTPResponse(received)
 }
@@ -32,8 +32,9 @@ func connectHTTP(_ address: String) throws -> Int32 {
 }
 
 /// Sends `GET path`, asking to keep the connection open or to close it after the response.
-func sendHTTPGet(_ fd: Int32, _ path: String, keepAlive: Bool) throws {
-    let request = Array("GET \(path) HTTP/1.1\r\nHost: recurd\r\nConnection: \(keepAlive ? "keep-alive" : "close")\r\n\r\n".utf8)
+func sendHTTPGet(_ fd: Int32, _ path: String, keepAlive: Bool, headers: [String: String] = [:]) throws {
+    let extra = headers.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)\r\n" }.joined()
+    let request = Array("GET \(path) HTTP/1.1\r\nHost: recurd\r\nConnection: \(keepAlive ? "keep-alive" : "close")\r\n\(extra)\r\n".utf8)
     guard request.withUnsafeBytes({ send(fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count else {
         throw TestFailure("sending the request failed: \(String(cString: strerror(errno)))")
     }
@@ -74,7 +75,8 @@ func parseHTTPResponse(_ received: [UInt8]) throws -> HTTPResponse {
 }
 
 /// A TCP connection to `HOST:PORT` (IPv4 numeric host).
-private func connectTCP(_ address: String) throws -> Int32 {
+/// `receiveBuffer` sets `SO_RCVBUF` before connecting, which bounds the window the peer sees.
+func connectTCP(_ address: String, receiveBuffer: Int32? = nil) throws -> Int32 {
     guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...]) else {
         throw TestFailure("not HOST:PORT: \(address)")
     }
@@ -83,6 +85,7 @@ private func connectTCP(_ address: String) throws -> Int32 {
     sin.sin_port = port.bigEndian
     guard inet_pton(AF_INET, String(address[..<colon]), &sin.sin_addr) == 1 else { throw TestFailure("not an IPv4 host: \(address)") }
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    if var size = receiveBuffer { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size)) }
     let status = withUnsafePointer(to: &sin) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }

@@ -25,6 +25,8 @@ struct EvalToken: Equatable {
     var offset: Int
     var token: String
     var logprob: Float
+    /// The vocabulary id (`"tid"`), which events carry too.
+    var tid: Int = -1
 }
 
 /// `recur eval MODEL TEXT --per-token --json` on `text`: the reference every stream must match.
@@ -39,7 +41,7 @@ func recurEvalPerToken(model: URL, text: String, in directory: URL) throws -> [E
         let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
         guard let offset = object["offset"] as? Int else { continue }  // the summary
         tokens.append(EvalToken(offset: offset, token: object["token"] as! String,
-                                logprob: Float((object["logprob"] as! NSNumber).doubleValue)))
+                                logprob: Float((object["logprob"] as! NSNumber).doubleValue), tid: object["tid"] as! Int))
     }
     return tokens
 }
@@ -63,10 +65,11 @@ extension XCTestCase {
             guard i - 1 < reference.count else { break }
             let expected = reference[i - 1]
             if (event["token"] as? String) != expected.token { mismatches += 1 }
+            if (event["tid"] as? Int) != expected.tid { mismatches += 1 }
             guard let logprob = Protocol.logprob(event) else { mismatches += 1; continue }
             maxDifference = max(maxDifference, abs(logprob - expected.logprob))
         }
-        XCTAssertEqual(mismatches, 0, "stream \(stream): tokens differ from recur eval's", file: file, line: line)
+        XCTAssertEqual(mismatches, 0, "stream \(stream): tokens or their ids (tid) differ from recur eval's", file: file, line: line)
         XCTAssertEqual(maxDifference, 0, "stream \(stream): max |logprob - recur eval's| = \(maxDifference)", file: file, line: line)
     }
 }

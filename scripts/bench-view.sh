@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The daemon's one-token socket round trip (recur-bench --only latency: one client, one
+# character per feed, k 5) with and without the live view, alternating ROUNDS times on the same
+# machine state, medians:
+#   plain  recurd without --http;
+#   view   recurd --http 127.0.0.1:0 with a live-view watcher (GET /events, k 5, every hidden
+#          unit, what the page asks for) attached to the measured stream and reading every event.
+#   scripts/bench-view.sh [ROUNDS (default 5)] [TOKENS per run (default 3000)]
+# Release builds of recurd and recur-bench; needs python3. Each run's line goes to stderr; the
+# summary to stdout. The watcher counts what it received in hundreds (recur-bench feeds 200
+# warm-up tokens, then TOKENS).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-5} tokens=${2:-3000}
+swift build -c release --product recur-bench >/dev/null
+swift build -c release --product recurd >/dev/null
+bin=$(swift build -c release --show-bin-path)
+dir=$(mktemp -d)
+daemon='' watcher=''
+trap 'kill $watcher $daemon 2>/dev/null || true; rm -rf "$dir"' EXIT
+model=samples/shakespeare-lstm.safetensors
+
+# Reads the live view's events of stream 'bench' until killed, counting them into $1.
+cat > "$dir/watch.py" <<'PY'
+import sys, urllib.request
+address, token, count_file = sys.argv[1:4]
+request = urllib.request.Request(f"http://{address}/events?stream=bench&k=5&units=all",
+                                 headers={"Authorization": f"Bearer {token}"})
+n = 0
+with urllib.request.urlopen(request) as response:
+    for line in response:
+        if line.startswith(b"data: {\"stream\""):
+            n += 1
+            if n % 100 == 0:
+                open(count_file, "w").write(str(n))
+PY
+
+metric() {  # metric ADDRESS NAME: its value in /metrics
+  python3 -c 'import sys, urllib.request
+for l in urllib.request.urlopen(f"http://{sys.argv[1]}/metrics").read().decode().splitlines():
+    if l.startswith(sys.argv[2] + " "): print(l.split()[1])' "$1" "$2"
+}
+
+for round in $(seq "$rounds"); do
+  for mode in plain view; do
+    sock=$dir/$mode-$round.sock
+    flags=()
+    [ "$mode" = view ] && flags=(--http 127.0.0.1:0)
+    "$bin/recurd" --model "$model" --socket "$sock" --log-level info "${flags[@]}" 2> "$dir/$mode-$round.err" &
+    daemon=$!
+    for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
+    python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall(b"{\"op\":\"feed\",\"stream\":\"bench\",\"text\":\"T\",\"k\":0}\n"); s.recv(65536)' "$sock"
+    if [ "$mode" = view ]; then
+      address=$(sed -n 's/.*HTTP listening on \([^ ]*\).*/\1/p' "$dir/$mode-$round.err" | head -1)
+      python3 "$dir/watch.py" "$address" "$(cat "$sock.http-token")" "$dir/count" &
+      watcher=$!
+      for _ in $(seq 100); do [ "$(metric "$address" recurd_view_watchers)" = 1.0 ] && break; sleep 0.1; done
+    fi
+    result=$("$bin/recur-bench" --only latency --socket "$sock" --tokens "$tokens" --stream bench)
+    attached='' received=0
+    if [ "$mode" = view ]; then
+      attached=$(metric "$address" recurd_view_watchers)
+      kill "$watcher"; wait "$watcher" 2>/dev/null || true; watcher=''
+      received=$(cat "$dir/count" 2>/dev/null || echo 0); rm -f "$dir/count"
+    fi
+    kill "$daemon"; wait "$daemon" 2>/dev/null || true; daemon=''
+    echo "{\"mode\":\"$mode\",\"round\":$round,\"attached\":\"$attached\",\"received\":$received,\"r\":$result}" | tee -a "$dir/results" >&2
+  done
+done
+python3 - "$dir/results" <<'PY'
+import json, sys, statistics as st
+rows = [json.loads(l) for l in open(sys.argv[1])]
+for mode, what in (("plain", "recurd without --http"), ("view", "--http, a live-view watcher on the stream")):
+    rs = [r for r in rows if r["mode"] == mode]
+    p50 = st.median(r["r"]["socket_feed_1token_p50_us"] for r in rs)
+    p99 = st.median(r["r"]["socket_feed_1token_p99_us"] for r in rs)
+    errors = sum(r["r"]["errors"] for r in rs)
+    extra = "" if mode == "plain" else (f"   watcher attached to the end in {sum(r['attached'] == '1.0' for r in rs)} of {len(rs)} runs,"
+                                        f" received >= {min(r['received'] for r in rs)} events each")
+    print(f"{what:45s} p50 {p50:6.1f} us   p99 {p99:7.1f} us   errors {errors}{extra}")
+print(f"(medians of {len(rows) // 2} alternating runs each)")
+PY
