@@ -129,6 +129,9 @@ struct Recurd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Serve HTTP at this address: GET /metrics in Prometheus text format (docs/OBSERVABILITY.md); every other path is 404. HOST:PORT (127.0.0.1:9464, [::1]:9464; port 0 takes a free one, logged as 'HTTP listening on ADDRESS') or unix:PATH. Off by default; under systemd recurd-http.socket passes the socket in (FileDescriptorName=recurd-http) and wins over this flag.", valueName: "address"))
     var http: String?
 
+    @Option(help: ArgumentHelp("The weights' number format for the products: fp32 (the model as trained), bf16 or int8 (smaller, approximate: a warning says so at start; docs/PERFORMANCE.md has the measured cost). Stored streams stay valid across a change: the state is fp32 either way and continues with the new precision's numbers.", valueName: "precision"))
+    var precision: Precision = .fp32
+
     @Option(help: ArgumentHelp("Diagnostics at this level and above are logged.", valueName: "level"))
     var logLevel: Logger.Level = .info
 
@@ -293,6 +296,7 @@ struct Recurd: AsyncParsableCommand {
         engine.promptRows = promptRows
         engine.promptRowsPerStep = promptRowsPerStep
         engine.bulkRowsBesidePrompt = bulkRowsPerStep
+        engine.precision = precision
         var configuration = RecurdConfiguration()
         // A socket systemd passed wins over --socket (which then names the same path for when
         // recurd runs without its socket unit); systemd owns that file, so it is not removed.
@@ -345,7 +349,8 @@ struct Recurd: AsyncParsableCommand {
             loaded = waited.model
             pendingStop = waited.pendingStop
         }
-        logger.info("loaded \(model): \(loaded.config.cell.rawValue) \(loaded.config.layers)×\(loaded.config.hiddenSize), \(loaded.vocabulary.kind.rawValue) vocabulary of \(loaded.vocabulary.count)")
+        logger.info("loaded \(model): \(loaded.config.cell.rawValue) \(loaded.config.layers)×\(loaded.config.hiddenSize), \(loaded.vocabulary.kind.rawValue) vocabulary of \(loaded.vocabulary.count), precision \(precision) (kernels: \(Precision.kernelPath))")
+        if let warning = precision.warning { logger.warning("\(warning)") }
         do {
             var configuration = daemonConfiguration
             var observer = SystemdObserver(notifier: notifier, logger: logger, hangEngineAfter: Self.testHangEngineAfter())
