@@ -6,7 +6,7 @@
 #   2. one client over the socket, one character per feed: round-trip p50/p99;
 #   3. 1000 concurrent clients over the socket: tokens/s, errors, disconnects, as a share of (1);
 #   4. (2) again with a state store, --durability batched and strict (state under $TMPDIR).
-# (2)-(4) run recurd with --precision PRECISION (default fp32). The report starts with the
+# (2)-(4) run recurd with --precision $PRECISION (environment; default fp32). The report starts with the
 # machine (CPU model) and the kernel paths chosen.
 #   scripts/bench-daemon.sh [ROUNDS (default 3)] [PRECISIONS (default "fp32 bf16 int8")]
 # Needs ../shared/peers and a venv with torch (see scripts/bench.sh).
@@ -35,8 +35,8 @@ sock=$dir/recurd.sock
 daemon=$!
 trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null; rm -rf "$dir" "$out"' EXIT
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
-echo "{\"who\":\"socket\",\"r\":$("$bin/recur-bench" --only latency --socket "$sock" --tokens 3000)}" | tee -a "$out" >&2
-echo "{\"who\":\"clients\",\"r\":$("$bin/recur-bench" --only clients --socket "$sock" --clients 1000 --feeds 10)}" | tee -a "$out" >&2
+echo "{\"who\":\"socket\",\"r\":$("$bin/recur-bench" --only latency --socket "$sock" --tokens 3000 --precision "$precision")}" | tee -a "$out" >&2
+echo "{\"who\":\"clients\",\"r\":$("$bin/recur-bench" --only clients --socket "$sock" --clients 1000 --feeds 10 --precision "$precision")}" | tee -a "$out" >&2
 # The same one-stream round trip with a state store (docs/ENGINE.md, "Durability"): every feed
 # waits for its tokens to be in the write-ahead log before it is stepped and acknowledged.
 for durability in batched strict; do
@@ -45,7 +45,7 @@ for durability in batched strict; do
     --durability $durability --precision "$precision" --log-level warning &
   durable=$!
   for _ in $(seq 100); do [ -S "$dsock" ] && break; sleep 0.1; done
-  echo "{\"who\":\"$durability\",\"r\":$("$bin/recur-bench" --only latency --socket "$dsock" --tokens 3000)}" | tee -a "$out" >&2
+  echo "{\"who\":\"$durability\",\"r\":$("$bin/recur-bench" --only latency --socket "$dsock" --tokens 3000 --precision "$precision")}" | tee -a "$out" >&2
   kill $durable; wait $durable 2>/dev/null || true
 done
 torch_version=$("$py" -c 'import torch; print(torch.__version__)')
