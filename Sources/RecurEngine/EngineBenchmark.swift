@@ -11,6 +11,7 @@ extension StreamEngine {
         precondition(streams >= 1 && steps >= 1, "benchmarkSteps needs at least one stream and one step, not \(streams) × \(steps)")
         var benchOptions = EngineOptions()
         benchOptions.maxBatch = options.maxBatch
+        benchOptions.precision = options.precision
         benchOptions.maxResidentStreams = streams
         benchOptions.idleTimeout = nil
         let engine = StreamEngine(model: model, options: benchOptions)

@@ -104,7 +104,7 @@ extension StreamEngine {
         if let problem = modelIncompatibility(of: model, with: self.model) {
             throw .badValue("the new model cannot take over the streams: \(problem)")
         }
-        let stepper = Stepper(model: model, maxBatch: options.maxBatch)
+        let stepper = Stepper(model: model, maxBatch: options.maxBatch, precision: options.precision)
         let fingerprint = core.store == nil ? ModelFingerprint(model: 0, vocabulary: 0) : ModelFingerprint(of: model)
         let result: Result<Void, EngineError> = await withCheckedContinuation { continuation in
             core.submitModel(model, stepper: stepper, fingerprint: fingerprint) { continuation.resume(returning: $0) }

@@ -97,7 +97,7 @@ final class EngineCore: @unchecked Sendable {
         tokenizer = Tokenizer(model.vocabulary)
         vocabularySize = model.config.vocabularySize
         stateSize = model.config.stateSize
-        stepper = Stepper(model: model, maxBatch: options.maxBatch)
+        stepper = Stepper(model: model, maxBatch: options.maxBatch, precision: options.precision)
         batch = StateBatch(config: model.config, batch: options.maxBatch)
         batchTokens = .allocate(capacity: options.maxBatch)
         batchTokens.initialize(repeating: 0)

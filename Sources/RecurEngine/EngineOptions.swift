@@ -1,9 +1,13 @@
 import CoreMetrics
+import RecurCore
 
 /// Limits and defaults of the engine (the daemon's flags map onto these).
 public struct EngineOptions: Sendable {
     /// Streams stepped together at most: one matrix product per layer covers this many rows.
     public var maxBatch = 1024
+    /// The weights' number format in the step's products (`Precision`; the state stays fp32,
+    /// so streams carry over when it changes).
+    public var precision: Precision = .fp32
     /// Fair admission of rows (docs/ENGINE.md, "Which rows a step takes"): the first
     /// `promptRows` rows of every job come before the rows of jobs that have run longer, so a
     /// short request finishes in about as many steps as it has tokens, whatever long feeds are

@@ -21,11 +21,12 @@ struct RecurBench: ParsableCommand {
     @Option(help: "Training batch B.") var trainBatch = 32
     @Option(help: "Training sequence length T.") var seq = 100
     @Option(help: "Training chunks timed.") var iterations = 20
+    @Option(help: "The weights' number format for single, batched, inference and engine (fp32, bf16, int8); training is fp32.") var precision = "fp32"
     @Option(help: "recurd's socket, for --only latency or clients (start it with the same model first).") var socket: String?
     @Option(help: "--only latency: feed this stream (default: a new stream named at random), e.g. one a live-view watcher is attached to.") var stream: String?
     @Option(help: "Concurrent clients for --only clients.") var clients = 1000
     @Option(help: "Feeds each client sends (--only latency: feeds of one character).") var feeds = 20
-    @Option(help: "What to measure: all, single, batched, engine (the daemon's engine stepping --batch streams in process), latency (one client over --socket, one character per feed), clients (--clients clients over --socket), train, gemm (the training GEMM shapes on the current backend; RECUR_BLAS=dnnl|openblas picks it), or memory (resident memory while --streams streams are created, at most --resident in memory, evicted ones to --state-dir).") var only = "all"
+    @Option(help: "What to measure: all, single, batched, inference (single and batched), engine (the daemon's engine stepping --batch streams in process), latency (one client over --socket, one character per feed), clients (--clients clients over --socket), train, gemm (the training GEMM shapes on the current backend; RECUR_BLAS=dnnl|openblas picks it), or memory (resident memory while --streams streams are created, at most --resident in memory, evicted ones to --state-dir).") var only = "all"
     @Option(help: "--only memory: streams created.") var streams = 100_000
     @Option(help: "--only memory: resident-stream bound (without --state-dir it should be at least --streams).") var resident = 1000
     @Option(help: "--only memory: state directory for evicted streams (the store); none keeps everything in memory.") var stateDir: String?
@@ -36,8 +37,13 @@ struct RecurBench: ParsableCommand {
         let vocabulary = Vocabulary(kind: .byte, tokens: (0..<vocab).map(String.init), unknownPolicy: .error)
         let model = Model.random(config: config, vocabulary: Vocabulary(kind: .char, tokens: vocabulary.tokens.sorted(by: Vocabulary.scalarOrder), unknownPolicy: .error), seed: 0)
         let backend = GemmBackend.current
+        guard let precision = Precision(rawValue: precision) else {
+            throw ValidationError("--precision must be one of \(Precision.allCases.map(\.rawValue).joined(separator: ", ")), not '\(self.precision)'")
+        }
         var result: [String: Any] = ["cell": cell.rawValue, "hidden": hidden, "layers": layers, "vocab": vocab,
-                                     "threads": GemmBackend.threads, "blas": backend.rawValue]
+                                     "threads": GemmBackend.threads, "blas": backend.rawValue, "precision": precision.rawValue,
+                                     "cpu": KernelInfo.cpuModel, "rows_gemm_path": KernelInfo.rowsGemmPath,
+                                     "qgemm_path": KernelInfo.reducedPrecisionPath]
         let clock = ContinuousClock()
         if only == "memory" {
             guard let mode = Durability(rawValue: durability) else { throw ValidationError("--durability must be strict, batched or off") }
@@ -49,10 +55,10 @@ struct RecurBench: ParsableCommand {
         }
         func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
 
-        if only == "all" || only == "single" {
+        if only == "all" || only == "single" || only == "inference" {
             // One stream, one token per step, log-softmax and top-5 after every token, the next
             // input being the most probable token (as the peer does).
-            let stepper = Stepper(model: model, maxBatch: 1)
+            let stepper = Stepper(model: model, maxBatch: 1, precision: precision)
             let state = StateBatch(config: config, batch: 1)
             let logProbs = UnsafeMutablePointer<Float>.allocate(capacity: vocab)
             defer { logProbs.deallocate() }
@@ -66,8 +72,8 @@ struct RecurBench: ParsableCommand {
             let elapsed = clock.measure { for _ in 0..<tokens { one() } }
             result["single_stream_us_per_token"] = seconds(elapsed) / Double(tokens) * 1e6
         }
-        if only == "all" || only == "batched" {
-            let stepper = Stepper(model: model, maxBatch: batch)
+        if only == "all" || only == "batched" || only == "inference" {
+            let stepper = Stepper(model: model, maxBatch: batch, precision: precision)
             let state = StateBatch(config: config, batch: batch)
             var rng = SeededGenerator(seed: 1)
             let input = (0..<batch).map { _ in Int32(rng.next() % UInt64(vocab)) }
@@ -99,7 +105,9 @@ struct RecurBench: ParsableCommand {
             result["train_tokens_per_s"] = Double(trainBatch * seq * iterations) / seconds(elapsed)
         }
         if only == "engine" {
-            let engine = StreamEngine(model: model)
+            var options = EngineOptions()
+            options.precision = precision
+            let engine = StreamEngine(model: model, options: options)
             result["engine_B\(batch)_tokens_per_s"] = engine.benchmarkSteps(streams: batch, steps: 50)
         }
         if only == "latency" || only == "clients" {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import RecurCore
 import RecurServer
 import RecurStore
 
@@ -9,3 +10,4 @@ import RecurStore
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 extension RecurdConfiguration.OutputFormat: ExpressibleByArgument {}
 extension Durability: ExpressibleByArgument {}
+extension Precision: ExpressibleByArgument {}

@@ -132,6 +132,9 @@ struct Recurd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("With --http: write the live view's admin token (random, new at every start; it shows every stream) to this file, mode 0640, group --admin-group if given. Default: http-token in $RUNTIME_DIRECTORY, else PATH.http-token beside the --socket PATH, else http-token in --state-dir.", valueName: "path"))
     var httpTokenFile: String?
 
+    @Option(help: ArgumentHelp("The weights' number format for the products: fp32 (the model as trained), bf16 or int8 (smaller, approximate: a warning says so at start; docs/PERFORMANCE.md has the measured cost). Stored streams stay valid across a change: the state is fp32 either way and continues with the new precision's numbers.", valueName: "precision"))
+    var precision: Precision = .fp32
+
     @Option(help: ArgumentHelp("Diagnostics at this level and above are logged.", valueName: "level"))
     var logLevel: Logger.Level = .info
 
@@ -296,6 +299,7 @@ struct Recurd: AsyncParsableCommand {
         engine.promptRows = promptRows
         engine.promptRowsPerStep = promptRowsPerStep
         engine.bulkRowsBesidePrompt = bulkRowsPerStep
+        engine.precision = precision
         var configuration = RecurdConfiguration()
         // A socket systemd passed wins over --socket (which then names the same path for when
         // recurd runs without its socket unit); systemd owns that file, so it is not removed.
@@ -348,7 +352,8 @@ struct Recurd: AsyncParsableCommand {
             loaded = waited.model
             pendingStop = waited.pendingStop
         }
-        logger.info("loaded \(model): \(loaded.config.cell.rawValue) \(loaded.config.layers)×\(loaded.config.hiddenSize), \(loaded.vocabulary.kind.rawValue) vocabulary of \(loaded.vocabulary.count)")
+        logger.info("loaded \(model): \(loaded.config.cell.rawValue) \(loaded.config.layers)×\(loaded.config.hiddenSize), \(loaded.vocabulary.kind.rawValue) vocabulary of \(loaded.vocabulary.count), precision \(precision) (kernels: \(Precision.kernelPath))")
+        if let warning = precision.warning { logger.warning("\(warning)") }
         do {
             var configuration = daemonConfiguration
             var observer = SystemdObserver(notifier: notifier, logger: logger, hangEngineAfter: Self.testHangEngineAfter())

@@ -116,7 +116,7 @@ final class FlagErrorTests: XCTestCase {
         let result = try runRecurd(["--help"], in: directory)
         XCTAssertEqual(result.status, 0, result.stderr)
         for flag in ["--model", "--socket", "--stdin", "--format", "--key-field", "--top-k", "--max-line",
-                     "--max-connections", "--max-streams", "--idle-timeout", "--log-level", "--prompt-rows", "--prompt-rows-per-step", "--bulk-rows-per-step"] {
+                     "--max-connections", "--max-streams", "--idle-timeout", "--log-level", "--prompt-rows", "--prompt-rows-per-step", "--bulk-rows-per-step", "--precision"] {
             XCTAssertTrue(result.stdout.contains(flag), "--help lacks \(flag)")
         }
     }

@@ -64,6 +64,34 @@ int recur_rows_gemm_path(void);
 int recur_rows_gemm_on(int path, int64_t B, int64_t N, int64_t K, const float *A, int64_t lda,
                        const float *WT, int64_t ldw, float *C, int64_t ldc, int accumulate);
 
+/* Reduced-precision inference (recur --precision): a transposed weight matrix WT (K, N) stored as
+ * fp32, bf16 (round to nearest even from fp32) or int8 with one fp32 scale per column n (per
+ * output unit: scale = max_k |w_kn| / 127, q = round(w / scale)). Products take fp32 activations
+ * and accumulate in fp32 ("weight-only" quantization). */
+enum { RECUR_WEIGHTS_F32 = 0, RECUR_WEIGHTS_BF16 = 1, RECUR_WEIGHTS_I8 = 2 };
+/* fp32 → bf16 bits, round to nearest with ties to even (NaN stays NaN); and back (exact). */
+uint16_t recur_bf16_from_f32(float x);
+float recur_f32_from_bf16(uint16_t h);
+void recur_bf16_from_f32_n(int64_t n, const float *x, uint16_t *y);
+/* Quantizes WT (K, N, row stride N) to Q (K, N) int8 in [-127, 127] with scale[n] per column. */
+void recur_i8_quantize_columns(int64_t K, int64_t N, const float *WT, int8_t *Q, float *scale);
+
+/* recur_rows_gemm with W (K, N, ldw elements a row) in `format`; `scale` (N) for int8, else
+ * unused. Per element: bf16: s = acc ? c : 0, s = fma(a_k, w_kn, s) for k ascending, c = s;
+ * int8: s = 0, s = fma(a_k, q_kn, s) for k ascending, c = acc ? fma(scale_n, s, c) : scale_n · s.
+ * The order is the same whatever the batch and on every path, so the paths give the same bits.
+ * RECUR_WEIGHTS_F32 is recur_rows_gemm. */
+void recur_qgemm(int format, int64_t B, int64_t N, int64_t K, const float *A, int64_t lda,
+                 const void *W, int64_t ldw, const float *scale, float *C, int64_t ldc, int accumulate);
+/* The instruction-set paths of recur_qgemm's bf16 and int8 products (no AVX-512 path: its
+ * vdpbf16ps / VNNI instructions sum in another order, so it would not give these bits). */
+enum { RECUR_QGEMM_SCALAR = 0, RECUR_QGEMM_AVX2 = 1 };
+/* The path recur_qgemm takes on this CPU (AVX2 with FMA, else scalar). */
+int recur_qgemm_path(void);
+/* recur_qgemm (bf16 or int8) on a given path, for tests; -1 when this CPU lacks it. */
+int recur_qgemm_on(int path, int format, int64_t B, int64_t N, int64_t K, const float *A, int64_t lda,
+                   const void *W, int64_t ldw, const float *scale, float *C, int64_t ldc, int accumulate);
+
 /* A tiny fork-join pool for the inference step: `threads` - 1 workers that spin briefly and then
  * sleep (futex) between jobs, so an idle daemon burns no CPU. Not reentrant: one caller at a
  * time (recur_pool_try_acquire/release guard it); the caller takes part as thread 0. */
@@ -83,6 +111,13 @@ void recur_rows_gemm_parallel(recur_pool *pool, int64_t B, int64_t N,
                               int64_t K, const float *A, int64_t lda, const float *WT, int64_t ldw,
                               int64_t K2, const float *A2, int64_t lda2, const float *WT2, int64_t ldw2,
                               float *C, int64_t ldc, int accumulate);
+
+/* recur_qgemm with the columns split across the pool's threads, optionally followed by a second
+ * product into the same C, as recur_rows_gemm_parallel; bit for bit the single-threaded result. */
+void recur_qgemm_parallel(recur_pool *pool, int format, int64_t B, int64_t N,
+                          int64_t K, const float *A, int64_t lda, const void *W, int64_t ldw, const float *scale,
+                          int64_t K2, const float *A2, int64_t lda2, const void *W2, int64_t ldw2, const float *scale2,
+                          float *C, int64_t ldc, int accumulate);
 
 /* Runs fn(ctx, index, count) on every thread of the pool (the caller is index 0) and returns
  * when all are done. pool may be NULL: then fn(ctx, 0, 1) runs on the caller. */

@@ -6,9 +6,10 @@ public final class Sampler {
     var rng: SeededGenerator
     let logProbs: UnsafeMutablePointer<Float>
 
-    public init(model: Model, seed: UInt64) {
+    /// `precision`: the weights' format for the products (`Precision`; fp32 by default).
+    public init(model: Model, seed: UInt64, precision: Precision = .fp32) {
         self.model = model
-        stepper = Stepper(model: model, maxBatch: 1)
+        stepper = Stepper(model: model, maxBatch: 1, precision: precision)
         state = StateBatch(config: model.config, batch: 1)
         rng = SeededGenerator(seed: seed)
         logProbs = .allocate(capacity: model.config.vocabularySize)

@@ -6,17 +6,23 @@ import CRecurKernels
 /// other matrices are stored transposed (K, N) for `recur_rows_gemm`, whose per-element
 /// summation order does not depend on the batch, so a stream's predictions are the same
 /// whichever streams it is stepped with.
+///
+/// `precision` chooses the format of W_ihᵀ (layers above the first) and W_hhᵀ: fp32, or bf16 or
+/// int8 products (`recur_qgemm`) with the same batch-independent order; the table, the head, the
+/// state and the pointwise math stay fp32 (see `Precision`).
 public final class Stepper: @unchecked Sendable {
     public let model: Model
     public let maxBatch: Int
+    /// The format of the recurrent and inner input weights.
+    public let precision: Precision
     let config: ModelConfig
 
     /// (V, G·H): layer 0's gate input for each token, with b_ih0 (and b_hh0 except for GRU).
     let table0: FloatBuffer
-    /// Per layer k > 0: W_ihᵀ (H, G·H); index 0 unused.
-    let weightIHT: [FloatBuffer]
-    /// Per layer: W_hhᵀ (H, G·H).
-    let weightHHT: [FloatBuffer]
+    /// Per layer k > 0: W_ihᵀ (H, G·H) in `precision`; index 0 unused.
+    let weightIHT: [WeightMatrix]
+    /// Per layer: W_hhᵀ (H, G·H) in `precision`.
+    let weightHHT: [WeightMatrix]
     /// Per layer: the bias added to the input part (b_ih, plus b_hh except for GRU).
     let biasIn: [FloatBuffer]
     /// Per layer, GRU only: b_hh (kept apart because r multiplies W_hn·h + b_hn).
@@ -35,10 +41,11 @@ public final class Stepper: @unchecked Sendable {
     /// (B, V): the logits of the last step.
     public let logits: FloatBuffer
 
-    public init(model: Model, maxBatch: Int = 1) {
+    public init(model: Model, maxBatch: Int = 1, precision: Precision = .fp32) {
         precondition(maxBatch >= 1, "maxBatch \(maxBatch) must be positive")
         self.model = model
         self.maxBatch = maxBatch
+        self.precision = precision
         let c = model.config
         config = c
         let layout = model.layout
@@ -80,8 +87,13 @@ public final class Stepper: @unchecked Sendable {
         }
         for v in 0..<V { recur_vadd(Int64(GH), biasIn[0].p, table.p + v * GH) }
         table0 = table
-        weightIHT = layout.layers.enumerated().map { k, l in k == 0 ? FloatBuffer(0) : transposed(l.weightIH) }
-        weightHHT = layout.layers.map { transposed($0.weightHH) }
+        func converted(_ slot: ParameterSlot) -> WeightMatrix {
+            WeightMatrix(transposed(slot), rows: slot.shape[1], columns: slot.shape[0], precision: precision)
+        }
+        weightIHT = layout.layers.enumerated().map { k, l in
+            k == 0 ? WeightMatrix(FloatBuffer(0), rows: 0, columns: 0, precision: precision) : converted(l.weightIH)
+        }
+        weightHHT = layout.layers.map { converted($0.weightHH) }
         headT = transposed(layout.headWeight)
         headBias = FloatBuffer(Array(w[layout.headBias.range]))
 
@@ -105,18 +117,41 @@ public final class Stepper: @unchecked Sendable {
     /// Below this many multiply-adds a product runs on the calling thread: waking the pool would cost more.
     static let parallelThreshold = 1 << 15
 
-    /// C (B, N) += A (B, K) · Wᵀ, plus A2 (B, K2) · W2ᵀ when given, split by columns over `pool`.
+    /// C (B, N) += A (B, K) · Wᵀ, plus A2 (B, K2) · W2ᵀ when given, split by columns over `pool`,
+    /// in the weights' precision.
     @inline(__always)
-    func product(_ pool: OpaquePointer?, _ B: Int, _ N: Int, _ K: Int, _ a: UnsafePointer<Float>, _ wT: FloatBuffer,
-                 _ K2: Int = 0, _ a2: UnsafePointer<Float>? = nil, _ w2T: FloatBuffer? = nil,
+    func product(_ pool: OpaquePointer?, _ B: Int, _ N: Int, _ K: Int, _ a: UnsafePointer<Float>, _ wT: WeightMatrix,
+                 _ K2: Int = 0, _ a2: UnsafePointer<Float>? = nil, _ w2T: WeightMatrix? = nil,
+                 into c: UnsafeMutablePointer<Float>) {
+        guard precision == .fp32 else {
+            let format = precision.weightFormat
+            if let pool, B * N * (K + K2) >= Self.parallelThreshold {
+                recur_qgemm_parallel(pool, format, Int64(B), Int64(N), Int64(K), a, Int64(K), wT.storage, Int64(N), wT.scalePointer,
+                                     Int64(K2), a2, Int64(K2), w2T?.storage, Int64(N), w2T?.scalePointer, c, Int64(N), 1)
+            } else {
+                recur_qgemm(format, Int64(B), Int64(N), Int64(K), a, Int64(K), wT.storage, Int64(N), wT.scalePointer, c, Int64(N), 1)
+                if let a2, let w2T {
+                    recur_qgemm(format, Int64(B), Int64(N), Int64(K2), a2, Int64(K2), w2T.storage, Int64(N), w2T.scalePointer,
+                                c, Int64(N), 1)
+                }
+            }
+            return
+        }
+        product(pool, B, N, K, a, wT.floats, K2, a2, w2T?.floats, into: c)
+    }
+
+    /// The fp32 form of `product`: C (B, N) += A (B, K) · Wᵀ (+ A2 · W2ᵀ) with `recur_rows_gemm`.
+    @inline(__always)
+    func product(_ pool: OpaquePointer?, _ B: Int, _ N: Int, _ K: Int, _ a: UnsafePointer<Float>, _ wT: UnsafePointer<Float>,
+                 _ K2: Int = 0, _ a2: UnsafePointer<Float>? = nil, _ w2T: UnsafePointer<Float>? = nil,
                  into c: UnsafeMutablePointer<Float>) {
         if let pool, B * N * (K + K2) >= Self.parallelThreshold {
-            recur_rows_gemm_parallel(pool, Int64(B), Int64(N), Int64(K), a, Int64(K), wT.p, Int64(N),
-                                     Int64(K2), a2, Int64(K2), w2T?.p, Int64(N), c, Int64(N), 1)
+            recur_rows_gemm_parallel(pool, Int64(B), Int64(N), Int64(K), a, Int64(K), wT, Int64(N),
+                                     Int64(K2), a2, Int64(K2), w2T, Int64(N), c, Int64(N), 1)
         } else {
-            recur_rows_gemm(Int64(B), Int64(N), Int64(K), a, Int64(K), wT.p, Int64(N), c, Int64(N), 1)
+            recur_rows_gemm(Int64(B), Int64(N), Int64(K), a, Int64(K), wT, Int64(N), c, Int64(N), 1)
             if let a2, let w2T {
-                recur_rows_gemm(Int64(B), Int64(N), Int64(K2), a2, Int64(K2), w2T.p, Int64(N), c, Int64(N), 1)
+                recur_rows_gemm(Int64(B), Int64(N), Int64(K2), a2, Int64(K2), w2T, Int64(N), c, Int64(N), 1)
             }
         }
     }
@@ -199,6 +234,6 @@ public final class Stepper: @unchecked Sendable {
         let top = UnsafePointer(state.h(layer: config.layers - 1) + r0 * H)
         let out = logits.p + r0 * V
         for b in 0..<B { (out + b * V).update(from: headBias.p, count: V) }
-        product(pool, B, V, H, top, headT, into: out)
+        product(pool, B, V, H, top, UnsafePointer(headT.p), into: out)
     }
 }

@@ -7,9 +7,10 @@ public final class Evaluator {
     let state: StateBatch
     let logProbs: UnsafeMutablePointer<Float>
 
-    public init(model: Model) {
+    /// `precision`: the weights' format for the products (`Precision`; fp32 by default).
+    public init(model: Model, precision: Precision = .fp32) {
         self.model = model
-        stepper = Stepper(model: model, maxBatch: 1)
+        stepper = Stepper(model: model, maxBatch: 1, precision: precision)
         state = StateBatch(config: model.config, batch: 1)
         logProbs = .allocate(capacity: model.config.vocabularySize)
     }

@@ -35,6 +35,9 @@ struct Eval: ParsableCommand {
     @Flag(help: "Print one line per scored token (offset, token, log-probability) before the summary.")
     var perToken = false
 
+    @Option(help: ArgumentHelp("The weights' number format for the products: fp32 (the model as trained), bf16 or int8 (smaller, approximate: a warning says so; docs/PERFORMANCE.md has the measured cost). The file stays fp32.", valueName: "precision"))
+    var precision: Precision = .fp32
+
     func run() throws {
         let loaded = try LoadedModel(path: model)
         let tokenizer = Tokenizer(loaded.model.vocabulary)
@@ -63,7 +66,8 @@ struct Eval: ParsableCommand {
                 out.writeLine("\(offset)\t\(vocabulary.display(token))\t\(logProb)")
             }
         }
-        let (nats, scored) = Evaluator(model: loaded.model).score(tokens, perToken: perTokenLine)
+        if let warning = precision.warning { logger.warning("\(warning)") }
+        let (nats, scored) = Evaluator(model: loaded.model, precision: precision).score(tokens, perToken: perTokenLine)
         let loss = nats / Double(scored)
         let bits = loss / log(2.0)
         let perplexity = exp(loss)

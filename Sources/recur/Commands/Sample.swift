@@ -25,6 +25,9 @@ struct Sample: ParsableCommand {
     @Option(help: ArgumentHelp("Random seed; the same seed, model and options give the same text (default: a random seed, shown with RECUR_LOG_LEVEL=debug).", valueName: "n"))
     var seed: UInt64?
 
+    @Option(help: ArgumentHelp("The weights' number format for the products: fp32 (the model as trained), bf16 or int8 (smaller, approximate: a warning says so; docs/PERFORMANCE.md has the measured cost). The file stays fp32.", valueName: "precision"))
+    var precision: Precision = .fp32
+
     func validate() throws {
         guard length >= 0 else { throw ValidationError("--length must be 0 or more, got \(length)") }
         guard temperature >= 0, temperature.isFinite else {
@@ -60,7 +63,8 @@ struct Sample: ParsableCommand {
         let out = StandardOutput()
         out.write(bytes: primeText)
         out.flush()
-        Sampler(model: loaded.model, seed: seed).generate(
+        if let warning = precision.warning { logger.warning("\(warning)") }
+        Sampler(model: loaded.model, seed: seed, precision: precision).generate(
             prime: primeIds, length: length, temperature: temperature, topK: topK
         ) { token in
             out.write(bytes: bytes(of: token, vocabulary, tokenizer))

@@ -9,6 +9,7 @@ extension TokenizerKind: ExpressibleByArgument {}
 extension UnknownPolicy: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 extension LearningRateSchedule: ExpressibleByArgument {}
+extension Precision: ExpressibleByArgument {}
 
 /// The element type of a written model, by its short name.
 enum StorageChoice: String, CaseIterable, ExpressibleByArgument {

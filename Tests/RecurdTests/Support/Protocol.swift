@@ -30,10 +30,10 @@ struct EvalToken: Equatable {
 }
 
 /// `recur eval MODEL TEXT --per-token --json` on `text`: the reference every stream must match.
-func recurEvalPerToken(model: URL, text: String, in directory: URL) throws -> [EvalToken] {
+func recurEvalPerToken(model: URL, text: String, in directory: URL, arguments: [String] = []) throws -> [EvalToken] {
     let file = directory.appendingPathComponent("eval-\(UUID().uuidString.prefix(8)).txt")
     try Data(text.utf8).write(to: file)
-    let result = try ChildProcess(Executables.recur, ["eval", model.path, file.path, "--per-token", "--json"],
+    let result = try ChildProcess(Executables.recur, ["eval", model.path, file.path, "--per-token", "--json"] + arguments,
                                   in: directory, stdin: Data()).wait(timeout: 300)  // debug builds: ~5 ms a token, more under load
     guard result.status == 0 else { throw TestFailure("recur eval failed (\(result.status)): \(result.stderr)") }
     var tokens: [EvalToken] = []
