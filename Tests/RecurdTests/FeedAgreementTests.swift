@@ -16,31 +16,14 @@ final class FeedAgreementTests: XCTestCase {
         let reference = try recurEvalPerToken(model: Repository.shakespeareModel, text: text, in: daemon.directory)
         let clients = 8
         let seed = UInt64.random(in: 0...UInt64(UInt32.max))
-        let results = LockedResults(count: clients)
-        DispatchQueue.concurrentPerform(iterations: clients) { index in
-            do {
-                var generator = SeededGenerator(seed: seed &+ UInt64(index))
-                let client = try daemon.connect()
-                var events: [[String: Any]] = []
-                for chunk in randomChunks(text, maxLength: index % 2 == 0 ? 7 : 200, using: &generator) {
-                    let (chunkEvents, reply) = try client.request(["op": "feed", "stream": "c\(index)", "text": chunk, "k": 3])
-                    guard reply["done"] as? Bool == true else { throw TestFailure("feed failed: \(reply)") }
-                    events += chunkEvents
-                }
-                results.set(index, .success(events))
-            } catch {
-                results.set(index, .failure(error))
-            }
-        }
-        for index in 0..<clients {
-            switch results.get(index) {
+        let results = feedConcurrently(daemon, text: text, clients: clients, seed: seed, chunkLengths: (7, 200), fields: ["k": 3])
+        for (index, result) in results.enumerated() {
+            switch result {
             case .success(let events):
                 assertEventsMatchEval(events, reference, stream: "c\(index)")
                 XCTAssertEqual((events.last?["next"] as? [Any])?.count, 3, "k = 3 predictions per event")
             case .failure(let error):
                 XCTFail("client \(index) (seed \(seed)): \(error)")
-            case nil:
-                XCTFail("client \(index) did not finish")
             }
         }
         let (_, stats) = try daemon.connect().request(["op": "stats"])
@@ -87,11 +70,3 @@ final class FeedAgreementTests: XCTestCase {
     }
 }
 
-/// Per-client results filled in from concurrent threads.
-final class LockedResults: @unchecked Sendable {
-    private let lock = NSLock()
-    private var results: [Result<[[String: Any]], Error>?]
-    init(count: Int) { results = Array(repeating: nil, count: count) }
-    func set(_ index: Int, _ result: Result<[[String: Any]], Error>) { lock.withLock { results[index] = result } }
-    func get(_ index: Int) -> Result<[[String: Any]], Error>? { lock.withLock { results[index] } }
-}

@@ -24,27 +24,11 @@ final class PrecisionTests: XCTestCase {
             // Several clients at once, so that steps carry 1 to 6 streams in varying mixes.
             let clients = 6
             let seed = UInt64.random(in: 0...UInt64(UInt32.max))
-            let results = LockedResults(count: clients)
-            DispatchQueue.concurrentPerform(iterations: clients) { index in
-                do {
-                    var generator = SeededGenerator(seed: seed &+ UInt64(index))
-                    let client = try daemon.connect()
-                    var events: [[String: Any]] = []
-                    for chunk in randomChunks(text, maxLength: index % 2 == 0 ? 5 : 300, using: &generator) {
-                        let (chunkEvents, reply) = try client.request(["op": "feed", "stream": "c\(index)", "text": chunk])
-                        guard reply["done"] as? Bool == true else { throw TestFailure("feed failed: \(reply)") }
-                        events += chunkEvents
-                    }
-                    results.set(index, .success(events))
-                } catch {
-                    results.set(index, .failure(error))
-                }
-            }
-            for index in 0..<clients {
-                switch results.get(index) {
+            let results = feedConcurrently(daemon, text: text, clients: clients, seed: seed, chunkLengths: (5, 300))
+            for (index, result) in results.enumerated() {
+                switch result {
                 case .success(let events): assertEventsMatchEval(events, reference, stream: "c\(index)")
                 case .failure(let error): XCTFail("\(precision) client \(index) (seed \(seed)): \(error)")
-                case nil: XCTFail("\(precision) client \(index) did not finish")
                 }
             }
             let result = try daemon.stop()

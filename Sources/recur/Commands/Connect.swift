@@ -28,8 +28,7 @@ struct Connect: ParsableCommand {
             UTF-8 (invalid bytes are sent as U+FFFD); for raw bytes use 'recurd --stdin'.
             """)
 
-    @Option(help: ArgumentHelp("The daemon's socket (default: $RECURD_SOCKET, else \(RecurdConfiguration.defaultSocketPath)).", valueName: "path"))
-    var socket: String?
+    @OptionGroup var daemonSocket: DaemonSocketOption
 
     @Option(help: ArgumentHelp("Feed this named stream, creating it or continuing it (default: a private stream that ends with the connection).", valueName: "name"))
     var stream: String?
@@ -40,18 +39,7 @@ struct Connect: ParsableCommand {
     @Flag(help: "Print the daemon's JSON lines unchanged instead of readable lines.")
     var json = false
 
-    /// The socket path: the flag, else $RECURD_SOCKET, else the documented default.
-    var socketPath: String {
-        if let socket { return socket }
-        if let value = getenv("RECURD_SOCKET"), value.pointee != 0 { return String(cString: value) }
-        return RecurdConfiguration.defaultSocketPath
-    }
-
     func validate() throws {
-        if let socket, socket.isEmpty { throw ValidationError("--socket must name a path") }
-        if socketPath.utf8.count > 103 {
-            throw ValidationError("the socket path '\(socketPath)' is \(socketPath.utf8.count) bytes long; Unix socket paths are limited to 103")
-        }
         if let stream, stream.isEmpty || stream.utf8.count > 256 {
             throw ValidationError("--stream must be 1 to 256 bytes, got \(stream.utf8.count)")
         }
@@ -59,7 +47,7 @@ struct Connect: ParsableCommand {
     }
 
     func run() throws {
-        let connection = try DaemonConnection(path: socketPath)
+        let connection = try DaemonConnection(path: daemonSocket.path)
         let session = ConnectSession(connection: connection, stream: stream,
                                      topK: topK ?? (json ? nil : 3), json: json)
         try session.run()

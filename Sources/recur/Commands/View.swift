@@ -25,8 +25,7 @@ struct View: ParsableCommand {
             in a cookie and drops it from the address bar. Fails when the daemon runs without --http.
             """)
 
-    @Option(help: ArgumentHelp("The daemon's socket (default: $RECURD_SOCKET, else \(RecurdConfiguration.defaultSocketPath)).", valueName: "path"))
-    var socket: String?
+    @OptionGroup var daemonSocket: DaemonSocketOption
 
     @Option(help: ArgumentHelp("Open this stream when the page loads (added to the URL as ?stream=).", valueName: "name"))
     var stream: String?
@@ -34,19 +33,12 @@ struct View: ParsableCommand {
     @Flag(help: "Print the daemon's reply (JSON: url, token, uid, admin) instead of the URL.")
     var json = false
 
-    var socketPath: String {
-        if let socket { return socket }
-        if let value = getenv("RECURD_SOCKET"), value.pointee != 0 { return String(cString: value) }
-        return RecurdConfiguration.defaultSocketPath
-    }
-
     func validate() throws {
-        if let socket, socket.isEmpty { throw ValidationError("--socket must name a path") }
         if let stream, stream.isEmpty { throw ValidationError("--stream must name a stream") }
     }
 
     func run() throws {
-        let connection = try DaemonConnection(path: socketPath)
+        let connection = try DaemonConnection(path: daemonSocket.path)
         try connection.send("{\"op\":\"view\"}\n")
         var line: [UInt8]?
         while line == nil {
