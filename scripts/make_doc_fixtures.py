@@ -77,7 +77,7 @@ def display(token, tokenizer):
     if tokenizer != "byte":
         return token
     b = int(token)
-    return chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02X}"
+    return chr(b) if 0x20 <= b < 0x7F or b in (0x09, 0x0A, 0x0D) else f"\\x{b:02X}"
 
 
 def run_model(ns, path, text):

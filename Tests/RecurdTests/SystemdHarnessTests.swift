@@ -62,7 +62,7 @@ final class SystemdHarnessTests: XCTestCase {
         XCTAssertEqual(response.status, 200, response.body)
         XCTAssertGreaterThanOrEqual(sample(response.body, "recurd_tokens_absorbed_total") ?? 0, Double(reply["tokens"] as? Int ?? 1), response.body)
         XCTAssertEqual(sample(response.body, "recurd_connections_open"), 1, response.body)
-        XCTAssertEqual(try httpGet("127.0.0.1:9464", "/").status, 404)
+        XCTAssertEqual(try httpGet("127.0.0.1:9464", "/").status, 401, "the live view needs a token")
         let entries = try harness.journal("recurd.service").filter { ($0["SYSLOG_IDENTIFIER"] as? String) == "recurd" }
         XCTAssertTrue(entries.contains { ($0["MESSAGE"] as? String) == "HTTP listening on 127.0.0.1:9464" }, "no 'HTTP listening' entry")
     }

@@ -122,6 +122,8 @@ enum DocOutput {
         (#""(uptime|tokens_per_second)":[-+0-9.eE]+"#, #""$1":<number>"#),
         // A private stream's tag is random per daemon start (docs/PROTOCOL.md, Streams).
         (#""~([0-9]+)\.[0-9a-f]{16}""#, #""~$1.<tag>""#),
+        // The kernel path is chosen for the CPU at load time (avx512, avx2, scalar).
+        (#"\(kernels: [a-z0-9]+\)"#, "(kernels: <path>)"),
     ]
 
     /// Relative tolerance for numbers with a fraction or exponent.
