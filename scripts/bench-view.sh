@@ -3,6 +3,7 @@
 # character per feed, k 5) with and without the live view, alternating ROUNDS times on the same
 # machine state, medians:
 #   plain  recurd without --http;
+#   http   recurd --http 127.0.0.1:0, nobody watching (what /metrics costs the feeds);
 #   view   recurd --http 127.0.0.1:0 with a live-view watcher (GET /events, k 5, every hidden
 #          unit, what the page asks for) attached to the measured stream and reading every event.
 #   scripts/bench-view.sh [ROUNDS (default 5)] [TOKENS per run (default 3000)]
@@ -42,10 +43,10 @@ for l in urllib.request.urlopen(f"http://{sys.argv[1]}/metrics").read().decode()
 }
 
 for round in $(seq "$rounds"); do
-  for mode in plain view; do
+  for mode in plain http view; do
     sock=$dir/$mode-$round.sock
     flags=()
-    [ "$mode" = view ] && flags=(--http 127.0.0.1:0)
+    [ "$mode" != plain ] && flags=(--http 127.0.0.1:0)
     "$bin/recurd" --model "$model" --socket "$sock" --log-level info "${flags[@]}" 2> "$dir/$mode-$round.err" &
     daemon=$!
     for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
@@ -72,13 +73,14 @@ done
 python3 - "$dir/results" <<'PY'
 import json, sys, statistics as st
 rows = [json.loads(l) for l in open(sys.argv[1])]
-for mode, what in (("plain", "recurd without --http"), ("view", "--http, a live-view watcher on the stream")):
+for mode, what in (("plain", "recurd without --http"), ("http", "--http, nobody watching"),
+                   ("view", "--http, a live-view watcher on the stream")):
     rs = [r for r in rows if r["mode"] == mode]
     p50 = st.median(r["r"]["socket_feed_1token_p50_us"] for r in rs)
     p99 = st.median(r["r"]["socket_feed_1token_p99_us"] for r in rs)
     errors = sum(r["r"]["errors"] for r in rs)
-    extra = "" if mode == "plain" else (f"   watcher attached to the end in {sum(r['attached'] == '1.0' for r in rs)} of {len(rs)} runs,"
+    extra = "" if mode != "view" else (f"   watcher attached to the end in {sum(r['attached'] == '1.0' for r in rs)} of {len(rs)} runs,"
                                         f" received >= {min(r['received'] for r in rs)} events each")
     print(f"{what:45s} p50 {p50:6.1f} us   p99 {p99:7.1f} us   errors {errors}{extra}")
-print(f"(medians of {len(rows) // 2} alternating runs each)")
+print(f"(medians of {len(rows) // 3} alternating runs each)")
 PY

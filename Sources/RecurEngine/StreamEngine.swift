@@ -155,12 +155,12 @@ public final class StreamEngine: Sendable {
     public func stats() async -> EngineStats { core.stats() }
 
     /// Starts watching a stream that exists (brought back from the store if needed) and that
-    /// `client` may use: every token it absorbs from now on, whoever feeds it, arrives in the
-    /// watch's `events` with `topK` predictions and the values of `units`. The engine never
-    /// waits for the watcher; one that lets `capacity` events pile up is cut off
-    /// (`StreamWatch`). Feeds of the stream pay for its watchers only while it has some.
+    /// `client` may use: every token it absorbs from now on, whoever feeds it, waits in the
+    /// watch (`StreamWatch.take`) with `topK` predictions and the values of `units`. The engine
+    /// never waits for the watcher nor wakes it; one that lets `capacity` events pile up is cut
+    /// off (`StreamWatch`). Feeds of the stream pay for its watchers only while it has some.
     /// `ended` is called once when the watch ends, with why, possibly on the engine thread
-    /// (it must not block); the consumer of `events` may be busy elsewhere then.
+    /// (it must not block); the watcher may be busy elsewhere then.
     public func watch(stream: String, topK: Int?, units: [Int] = [], capacity: Int = 1024, client: ClientID? = nil,
                       ended: @escaping @Sendable (StreamWatch.End) -> Void = { _ in }) async throws(EngineError) -> StreamWatch {
         try checkName(stream)

@@ -4,11 +4,14 @@ import Synchronization
 /// view of `recurd --http`): every token the stream absorbs after `StreamEngine.watch` returns,
 /// whoever feeds it, with the watcher's own k and hidden units.
 ///
-/// The engine never waits for a watcher: it hands each event over without blocking, into a
-/// buffer of at most `capacity` events. A watcher that falls that far behind is **cut off**:
-/// `events` ends and `end` is `.overflow` (a watcher that reconnects continues from then on; the
-/// tokens in between are not sent to it). The stream leaving memory (ended, expired, evicted,
-/// moved to the state store, the daemon stopping) ends it too. `cancel()` detaches it.
+/// The engine never waits for a watcher and never wakes one: it appends each event to the
+/// watch's buffer under a lock and goes on, so a watched stream's feeds pay for the event's
+/// copy and nothing else. The watcher takes what is waiting when it likes (`take`): the live
+/// view does so once per frame, a few dozen times a second, and writes the batch at once. A
+/// watcher that lets `capacity` events pile up is **cut off**: the events held stay takeable,
+/// then the watch reports `end` `.overflow` (a watcher that reconnects continues from then on;
+/// the tokens in between are not sent to it). The stream leaving memory (ended, expired,
+/// evicted, moved to the state store, the daemon stopping) ends it too. `cancel()` detaches it.
 public final class StreamWatch: Sendable {
     /// Why a watch ended.
     public enum End: Sendable, Equatable {
@@ -26,24 +29,17 @@ public final class StreamWatch: Sendable {
     public let topK: Int
     /// The hidden units whose values each event carries (`TokenEvent.units`), as asked.
     public let units: [Int]
-    /// What a watch delivers.
-    public enum Item: Sendable {
-        /// A token the stream absorbed.
-        case event(TokenEvent)
-        /// `tick()` was called: nothing happened, but a consumer that writes somewhere can
-        /// check that its reader is still there.
-        case tick
-    }
-
-    /// The events, in the stream's order, and ticks; ends when the watch ends.
-    public let events: AsyncStream<Item>
     /// Events held for the watcher at most.
     public let capacity: Int
 
     /// (state offsets) Where each of `units` lives in a stream's state vector.
     let offsets: [Int]
-    private let continuation: AsyncStream<Item>.Continuation
-    private let ending = Mutex<End?>(nil)
+    /// The events not yet taken, oldest first, and why the watch ended (nil while it runs).
+    private struct Held {
+        var events: [TokenEvent] = []
+        var end: End?
+    }
+    private let held = Mutex(Held())
     private let detach: Mutex<(@Sendable (StreamWatch) -> Void)?>
     private let ended: @Sendable (End) -> Void
 
@@ -55,47 +51,57 @@ public final class StreamWatch: Sendable {
         self.units = units
         self.offsets = offsets
         self.capacity = capacity
-        (events, continuation) = AsyncStream.makeStream(of: Item.self, bufferingPolicy: .bufferingOldest(capacity))
         self.detach = Mutex(detach)
     }
 
-    /// Why the watch ended; nil while it runs.
-    public var end: End? { ending.withLock { $0 } }
+    /// Why the watch ended; nil while it runs. Events taken before it ended may still wait.
+    public var end: End? { held.withLock { $0.end } }
 
-    /// Stops the watch: the engine forgets it and `events` ends.
+    /// Takes every event waiting, oldest first, by swapping them with `spare` (which must be
+    /// empty; its storage is reused for the next events, so a watcher that takes in a loop does
+    /// not allocate). Returns why the watch ended when it has: after these events there will be
+    /// no more. Never blocks for longer than the engine appending one event.
+    public func take(swapping spare: inout [TokenEvent]) -> End? {
+        precondition(spare.isEmpty, "take(swapping:) needs an empty array to swap in")
+        return held.withLock { held in
+            swap(&held.events, &spare)
+            return held.end
+        }
+    }
+
+    /// Stops the watch: the engine forgets it, the events not taken are dropped and `end` is
+    /// `.cancelled`.
     public func cancel() {
         finish(.cancelled)
     }
 
-    /// Hands one event over without waiting. False when the watch has ended (now or before).
-    /// Engine thread.
+    /// Appends one event without waiting or waking anyone. False when the watch has ended (now,
+    /// because `capacity` events were waiting, or before). Engine thread.
     @discardableResult
     func deliver(_ event: TokenEvent) -> Bool {
-        guard end == nil else { return false }
-        switch continuation.yield(.event(event)) {
-        case .enqueued: return true
-        case .dropped: finish(.overflow)
-        case .terminated: finish(.cancelled)
-        @unknown default: finish(.cancelled)
+        let full: Bool? = held.withLock { held in
+            guard held.end == nil else { return nil }
+            guard held.events.count < capacity else { return true }
+            held.events.append(event)
+            return false
+        }
+        switch full {
+        case false?: return true
+        case true?: finish(.overflow)
+        case nil: break
         }
         return false
     }
 
-    /// Adds a `.tick` to `events` (nothing when the buffer is full or the watch has ended).
-    public func tick() {
-        guard end == nil else { return }
-        _ = continuation.yield(.tick)
-    }
-
     /// Ends the watch with `reason` (the first reason counts) and detaches it from the engine.
     func finish(_ reason: End) {
-        let first = ending.withLock { current -> Bool in
-            guard current == nil else { return false }
-            current = reason
+        let first = held.withLock { held -> Bool in
+            guard held.end == nil else { return false }
+            held.end = reason
+            if reason == .cancelled { held.events = [] }
             return true
         }
         guard first else { return }
-        continuation.finish()
         ended(reason)
         if let detach = detach.withLock({ d -> (@Sendable (StreamWatch) -> Void)? in
             defer { d = nil }

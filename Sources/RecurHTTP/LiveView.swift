@@ -20,6 +20,8 @@ final class LiveView: Sendable {
     let watchCapacity: Int
     /// How often an idle event stream writes a comment, to notice a viewer that went away.
     let heartbeatInterval: Duration
+    /// How often an event stream takes its watcher's events while they come (`send`).
+    let frameInterval: Duration
     private let clients = Mutex<ClientID>(LiveView.firstClient)
     private let watchers = Mutex(0)
 
@@ -29,12 +31,13 @@ final class LiveView: Sendable {
     static let cookie = "recurd_view"
 
     init(engine: StreamEngine, access: ViewAccess, metrics: RecurdMetrics, watchCapacity: Int = 1024,
-         heartbeatInterval: Duration = .seconds(15)) {
+         heartbeatInterval: Duration = .seconds(15), frameInterval: Duration = .milliseconds(25)) {
         self.engine = engine
         self.access = access
         self.metrics = metrics
         self.watchCapacity = watchCapacity
         self.heartbeatInterval = heartbeatInterval
+        self.frameInterval = frameInterval
     }
 
     func addRoutes(to router: Router<BasicRequestContext>) {
@@ -218,29 +221,8 @@ final class LiveView: Sendable {
                     engine.disconnect(client: id)
                 }
                 try await writer.write(ByteBuffer(string: "retry: 2000\nevent: ready\ndata: \(ready)\n\n"))
-                // A viewer that went away is noticed when a write fails: on an idle stream, at
-                // the next heartbeat (an SSE comment line).
-                let heartbeat = Task { [heartbeatInterval] in
-                    while !Task.isCancelled {
-                        try? await Task.sleep(for: heartbeatInterval)
-                        watch.tick()
-                    }
-                }
-                defer { heartbeat.cancel() }
                 try await withGracefulShutdownHandler {
-                    var buffer = ByteBuffer()
-                    for await item in watch.events {
-                        buffer.clear()
-                        switch item {
-                        case .event(let event):
-                            buffer.writeStaticString("data: ")
-                            buffer.writeImmutableBuffer(lines.event(event))
-                            buffer.writeStaticString("\n\n")
-                        case .tick:
-                            buffer.writeStaticString(": still here\n\n")
-                        }
-                        try await writer.write(buffer)
-                    }
+                    try await send(watch, lines: lines, to: &writer)
                 } onGracefulShutdown: {
                     watch.cancel()
                 }
@@ -252,6 +234,45 @@ final class LiveView: Sendable {
                 try await writer.write(ByteBuffer(string: "event: end\ndata: {\"reason\":\"\(reason)\",\"message\":\(Self.quoted(message))}\n\n"))
                 try await writer.finish(nil)
             })
+        }
+    }
+
+    /// Sends `watch`'s events to `writer` until the watch ends: once per frame (`frameInterval`,
+    /// 40 a second) it takes every event waiting and writes them in one write, so the engine
+    /// and the feeders never wake this task and a fast stream costs one write per frame, not
+    /// one per token. While nothing comes the frames grow longer, up to a fifth of a second,
+    /// so an idle viewer costs a few wake-ups a second. A viewer that went away is noticed when
+    /// a write fails: on an idle stream, at the next heartbeat (an SSE comment line). A writer
+    /// that does not take the writes (a stalled viewer) holds this task in `write`, its events
+    /// pile up in the watch, and the engine cuts it off at `capacity`.
+    private func send(_ watch: StreamWatch, lines: ProtocolLines, to writer: inout some ResponseBodyWriter) async throws {
+        var events: [TokenEvent] = []
+        var buffer = ByteBuffer()
+        let longest = min(heartbeatInterval, .milliseconds(200))
+        var pause = frameInterval, quiet = Duration.zero
+        while !Task.isCancelled {
+            try? await Task.sleep(for: pause)
+            let end = watch.take(swapping: &events)
+            buffer.clear()
+            if events.isEmpty {
+                quiet += pause
+                pause = min(pause * 2, longest)
+                if quiet >= heartbeatInterval {
+                    buffer.writeStaticString(": still here\n\n")
+                    quiet = .zero
+                }
+            } else {
+                quiet = .zero
+                pause = frameInterval
+                for event in events {
+                    buffer.writeStaticString("data: ")
+                    buffer.writeImmutableBuffer(lines.event(event))
+                    buffer.writeStaticString("\n\n")
+                }
+                events.removeAll(keepingCapacity: true)
+            }
+            if buffer.readableBytes > 0 { try await writer.write(buffer) }
+            if end != nil { return }
         }
     }
 

@@ -45,16 +45,10 @@ final class LiveViewTests: XCTestCase {
         let child = try ChildProcess(Executables.recurd, ["--model", Repository.logsModel.path, "--stdin", "--http", "127.0.0.1:0"],
                                      in: directory, keepStdinOpen: true)
         addTeardownBlock { child.signal(SIGKILL) }
-        var address: String?
-        try child.waitFor("recurd to log the HTTP address") {
-            address = child.stderrText.split(separator: "\n")
-                .compactMap { line in line.range(of: "HTTP listening on ").map { line[$0.upperBound...] } }
-                .first.flatMap { $0.split(separator: " ").first.map(String.init) }
-            return address != nil
-        }
+        let address = try child.waitForHTTPAddress()
         XCTAssertTrue(child.stderrText.contains("the live view is off"), child.stderrText)
-        XCTAssertEqual(try httpGet(address!, "/metrics").status, 200)
-        XCTAssertEqual(try httpGet(address!, "/").status, 404)
+        XCTAssertEqual(try httpGet(address, "/metrics").status, 200)
+        XCTAssertEqual(try httpGet(address, "/").status, 404)
         child.closeStdin()
         XCTAssertEqual(try child.wait().status, 0)
     }

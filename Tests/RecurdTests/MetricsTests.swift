@@ -9,14 +9,7 @@ final class MetricsTests: XCTestCase {
     /// address it logged as bound.
     private func startWithHTTP(_ http: String, arguments: [String] = []) throws -> (Daemon, String) {
         let daemon = try Daemon.start(self, model: Repository.logsModel, arguments: ["--http", http] + arguments)
-        var bound: String?
-        try daemon.child.waitFor("recurd to log the HTTP address") {
-            bound = daemon.child.stderrText.split(separator: "\n")
-                .compactMap { line in line.range(of: "HTTP listening on ").map { line[$0.upperBound...] } }
-                .first.flatMap { $0.split(separator: " ").first.map(String.init) }
-            return bound != nil
-        }
-        return (daemon, bound!)
+        return (daemon, try daemon.child.waitForHTTPAddress())
     }
 
     private func scrape(_ address: String) throws -> String {

@@ -2,6 +2,21 @@ import Foundation
 import RecurTestSupport
 import XCTest
 
+extension ChildProcess {
+    /// Waits until recurd logs `HTTP listening on ADDRESS` and returns ADDRESS (the port bound
+    /// for port 0).
+    func waitForHTTPAddress() throws -> String {
+        var bound: String?
+        try waitFor("recurd to log the HTTP address") {
+            bound = stderrText.split(separator: "\n")
+                .compactMap { line in line.range(of: "HTTP listening on ").map { line[$0.upperBound...] } }
+                .first.flatMap { $0.split(separator: " ").first.map(String.init) }
+            return bound != nil
+        }
+        return bound!
+    }
+}
+
 /// A recurd with `--http` on a free loopback port, its bound address and admin token.
 struct LiveDaemon {
     let daemon: Daemon
@@ -12,16 +27,10 @@ struct LiveDaemon {
     static func start(_ test: XCTestCase, model: URL = Repository.shakespeareModel, arguments: [String] = [],
                       in directory: URL? = nil) throws -> LiveDaemon {
         let daemon = try Daemon.start(test, model: model, arguments: ["--http", "127.0.0.1:0"] + arguments, in: directory)
-        var bound: String?
-        try daemon.child.waitFor("recurd to log the HTTP address") {
-            bound = daemon.child.stderrText.split(separator: "\n")
-                .compactMap { line in line.range(of: "HTTP listening on ").map { line[$0.upperBound...] } }
-                .first.flatMap { $0.split(separator: " ").first.map(String.init) }
-            return bound != nil
-        }
+        let bound = try daemon.child.waitForHTTPAddress()
         let token = try String(contentsOfFile: daemon.socketPath + ".http-token", encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
-        return LiveDaemon(daemon: daemon, address: bound!, adminToken: token)
+        return LiveDaemon(daemon: daemon, address: bound, adminToken: token)
     }
 
     /// `GET path` with `Authorization: Bearer token` (none when nil).
