@@ -10,8 +10,8 @@ import ServiceLifecycle
 import Glibc
 #endif
 
-/// recurd's HTTP surface (`--http`): Hummingbird's router and HTTP/1 channel on the daemon's
-/// event loops, in the daemon's service group. `GET /metrics` answers anyone (it shows no
+/// recurd's HTTP surface (`--http`): Hummingbird's router and HTTP/1 channel on an event loop
+/// of its own at the lowest CPU priority (`backgroundGroup`), in the daemon's service group. `GET /metrics` answers anyone (it shows no
 /// stream text); the live view (`LiveView`: `/`, `/streams`, `/model`, `/events`) needs a
 /// token of `view`; every other path is 404.
 ///
@@ -20,7 +20,7 @@ import Glibc
 /// (`recurd-http.socket`), which NIO's bootstrap takes as it is.
 public struct HTTPService: Service {
     let address: HTTPAddress
-    let responder: RouterResponder<BasicRequestContext>
+    let responder: RouterResponder<HTTPContext>
     let group: any EventLoopGroup
     let logger: Logger
     let view: ViewAccess?
@@ -28,12 +28,12 @@ public struct HTTPService: Service {
     /// Serves `metrics` for `daemon` at `address` on `group`'s event loops, and the live view
     /// to the holders of `view`'s tokens.
     public init(address: HTTPAddress, metrics: RecurdMetrics, daemon: DaemonHandle, view: ViewAccess?, logger: Logger,
-                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+                group: any EventLoopGroup = HTTPService.backgroundGroup) {
         self.address = address
         self.group = group
         self.logger = logger
         self.view = view
-        let router = Router(context: BasicRequestContext.self)
+        let router = Router(context: HTTPContext.self)
         router.get("metrics") { _, _ -> Response in
             let body = await metrics.exposition(of: daemon)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
@@ -51,7 +51,7 @@ public struct HTTPService: Service {
     public func run() async throws {
         let responder = self.responder, logger = self.logger
         let channelSetup = HTTP1Channel(responder: { request, responseWriter, channel in
-            let context = BasicRequestContext(source: .init(channel: channel, logger: logger))
+            let context = HTTPContext(source: .init(channel: channel, logger: logger))
             let response: Response
             do {
                 response = try await responder.respond(to: request, context: context)
@@ -78,7 +78,8 @@ public struct HTTPService: Service {
             try await server.executeThenClose { inbound in
                 try await withThrowingDiscardingTaskGroup { connections in
                     for try await connection in inbound {
-                        connections.addTask {
+                        // The connection's task runs on its channel's (background) event loop.
+                        connections.addTask(executorPreference: EventLoopTaskExecutor(connection.channel.eventLoop)) {
                             await withGracefulShutdownHandler {
                                 await channelSetup.handle(value: connection, logger: logger)
                             } onGracefulShutdown: {
@@ -94,6 +95,25 @@ public struct HTTPService: Service {
     }
 
     private typealias Connection = HTTP1Channel.Value
+
+    /// One event loop whose thread runs at nice 19, for the HTTP surface: its connections'
+    /// tasks run there too (`EventLoopTaskExecutor`), so encoding a live view's events and
+    /// answering scrapes take the CPU only when the socket's clients and the engine leave it
+    /// (docs/PERFORMANCE.md measures the feeds' round trip with a viewer attached). Where the
+    /// priority cannot be lowered, it runs at the daemon's.
+    public static let backgroundGroup: MultiThreadedEventLoopGroup = {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        _ = try? group.next().submit { lowerThisThreadsPriority() }.wait()
+        return group
+    }()
+
+    /// Nice 19 for the calling thread only (Linux's nice is per thread).
+    private static func lowerThisThreadsPriority() {
+        #if os(Linux)
+        // who 0 is the calling thread: on Linux the nice value belongs to each thread.
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
+        #endif
+    }
 
     /// An idle connection is closed after 30 s, and request heads are small: /metrics needs no
     /// more, and a client cannot hold much of the daemon's memory or descriptors.
@@ -138,4 +158,16 @@ struct HTTPServiceError: Error, CustomStringConvertible {
     var description: String
 
     init(_ description: String) { self.description = description }
+}
+
+/// The request context of recurd's HTTP surface: Hummingbird's basic one and the connection's
+/// channel, which a live view's event stream watches to notice a viewer that went away.
+struct HTTPContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    let channel: any Channel
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
+    }
 }

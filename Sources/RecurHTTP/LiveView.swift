@@ -40,11 +40,11 @@ final class LiveView: Sendable {
         self.frameInterval = frameInterval
     }
 
-    func addRoutes(to router: Router<BasicRequestContext>) {
+    func addRoutes(to router: Router<HTTPContext>) {
         router.get("/") { request, _ in try await self.page(request) }
         router.get("streams") { request, _ in try await self.streams(request) }
         router.get("model") { request, _ in try await self.model(request) }
-        router.get("events") { request, _ in try await self.events(request) }
+        router.get("events") { request, context in try await self.events(request, channel: context.channel) }
     }
 
     // MARK: Access
@@ -164,7 +164,7 @@ final class LiveView: Sendable {
     /// `data:` line per token (the protocol's event JSON), and at the end `event: end` with
     /// why (`overflow`: this watcher fell `buffer` events behind, at most `watchCapacity`, and
     /// was cut off; the browser reconnects; `gone`: the stream left memory; `stopping`).
-    func events(_ request: Request) async throws -> Response {
+    func events(_ request: Request, channel: any Channel) async throws -> Response {
         try await refusing(request) { caller, _, _ in
             let query = request.uri.queryParameters
             guard let stream = query["stream"].map(String.init), !stream.isEmpty else {
@@ -222,7 +222,7 @@ final class LiveView: Sendable {
                 }
                 try await writer.write(ByteBuffer(string: "retry: 2000\nevent: ready\ndata: \(ready)\n\n"))
                 try await withGracefulShutdownHandler {
-                    try await send(watch, lines: lines, to: &writer)
+                    try await send(watch, lines: lines, to: &writer, over: channel)
                 } onGracefulShutdown: {
                     watch.cancel()
                 }
@@ -242,16 +242,22 @@ final class LiveView: Sendable {
     /// and the feeders never wake this task and a fast stream costs one write per frame, not
     /// one per token. While nothing comes the frames grow longer, up to a fifth of a second,
     /// so an idle viewer costs a few wake-ups a second. A viewer that went away is noticed when
-    /// a write fails: on an idle stream, at the next heartbeat (an SSE comment line). A writer
-    /// that does not take the writes (a stalled viewer) holds this task in `write`, its events
-    /// pile up in the watch, and the engine cuts it off at `capacity`.
-    private func send(_ watch: StreamWatch, lines: ProtocolLines, to writer: inout some ResponseBodyWriter) async throws {
+    /// its connection closes (checked each frame: a write to a closed socket makes the
+    /// kernel's reset close it) or a write fails: on an idle stream, at the next heartbeat (an
+    /// SSE comment line). A writer that does not take the writes (a stalled viewer) holds this
+    /// task in `write`, its events pile up in the watch, and the engine cuts it off at `capacity`.
+    private func send(_ watch: StreamWatch, lines: ProtocolLines, to writer: inout some ResponseBodyWriter,
+                      over channel: any Channel) async throws {
         var events: [TokenEvent] = []
         var buffer = ByteBuffer()
         let longest = min(heartbeatInterval, .milliseconds(200))
         var pause = frameInterval, quiet = Duration.zero
         while !Task.isCancelled {
             try? await Task.sleep(for: pause)
+            guard channel.isActive else {
+                watch.cancel()
+                return
+            }
             let end = watch.take(swapping: &events)
             buffer.clear()
             if events.isEmpty {
