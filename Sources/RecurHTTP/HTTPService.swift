@@ -96,22 +96,28 @@ public struct HTTPService: Service {
 
     private typealias Connection = HTTP1Channel.Value
 
-    /// One event loop whose thread runs at nice 19, for the HTTP surface: its connections'
-    /// tasks run there too (`EventLoopTaskExecutor`), so encoding a live view's events and
-    /// answering scrapes take the CPU only when the socket's clients and the engine leave it
-    /// (docs/PERFORMANCE.md measures the feeds' round trip with a viewer attached). Where the
-    /// priority cannot be lowered, it runs at the daemon's.
+    /// One event loop whose thread runs under `SCHED_IDLE`, for the HTTP surface: its
+    /// connections' tasks run there too (`EventLoopTaskExecutor`), so encoding a live view's
+    /// events and answering scrapes take only the CPU the socket's clients and the engine leave
+    /// (the kernel preempts an idle-policy thread as soon as any other thread wakes; nice 19
+    /// alone still let it delay a feed by milliseconds). docs/PERFORMANCE.md measures the
+    /// feeds' round trip with a viewer attached. Where the policy cannot be set, the thread
+    /// runs at nice 19, and where that fails too, at the daemon's priority.
     public static let backgroundGroup: MultiThreadedEventLoopGroup = {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         _ = try? group.next().submit { lowerThisThreadsPriority() }.wait()
         return group
     }()
 
-    /// Nice 19 for the calling thread only (Linux's nice is per thread).
+    /// `SCHED_IDLE` (or else nice 19) for the calling thread only: on Linux both belong to
+    /// each thread, and pid 0 is the calling one.
     private static func lowerThisThreadsPriority() {
         #if os(Linux)
-        // who 0 is the calling thread: on Linux the nice value belongs to each thread.
-        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
+        var parameters = sched_param(sched_priority: 0)
+        let idlePolicy: Int32 = 5  // SCHED_IDLE (linux/sched.h; Glibc shows it only with _GNU_SOURCE)
+        if sched_setscheduler(0, idlePolicy, &parameters) != 0 {
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
+        }
         #endif
     }
 
