@@ -53,6 +53,8 @@ let package = Package(
         ),
         // accept4 and memfd_create for handing connections over across a restart.
         .target(name: "CRecurHandover"),
+        // The socket path's default and length limit, for the daemon and its clients alike.
+        .target(name: "RecurSocketPath"),
         // Debian's libsystemd (libsystemd-dev): sd_notify, the fd store, socket activation, journal.
         .systemLibrary(
             name: "CSystemd",
@@ -88,7 +90,7 @@ let package = Package(
             dependencies: [
                 "CRecurHandover",
                 "RecurEngine",
-                "RecurStore",
+                "RecurSocketPath",
                 "CRecurPeer",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -102,6 +104,7 @@ let package = Package(
             name: "RecurHTTP",
             dependencies: [
                 "RecurServer",
+                "RecurSocketPath",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -117,6 +120,7 @@ let package = Package(
             dependencies: [
                 "RecurServer",
                 "RecurHTTP",
+                "RecurSocketPath",
                 "RecurStore",
                 "RecurSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -128,7 +132,7 @@ let package = Package(
             name: "recur",
             dependencies: [
                 "RecurCore",
-                "RecurServer",
+                "RecurSocketPath",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -138,8 +142,8 @@ let package = Package(
             dependencies: [
                 "RecurCore",
                 "RecurEngine",
+                "RecurSocketPath",
                 "RecurStore",
-                "RecurServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -148,6 +152,10 @@ let package = Package(
         .target(
             name: "RecurTestSupport",
             path: "Tests/RecurTestSupport"
+        ),
+        .testTarget(
+            name: "RecurSocketPathTests",
+            dependencies: ["RecurSocketPath"]
         ),
         .testTarget(
             name: "RecurCoreTests",

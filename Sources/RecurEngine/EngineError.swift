@@ -1,7 +1,8 @@
 import RecurCore
 
 /// Everything a request to the engine can fail with. Each case carries what the client needs
-/// to act; `description` is the sentence to show, `code` the stable protocol code.
+/// to act; `description` is the sentence to show, `kind` the case without its sentence. The
+/// engine knows no wire format: the server maps a kind to its protocol's error code.
 public enum EngineError: Error, Equatable, CustomStringConvertible {
     /// No stream has this name (never created, ended, expired or evicted). Carries the name.
     case unknownStream(String)
@@ -24,17 +25,22 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
     /// The engine itself failed (today: the token log refused an append). Carries the sentence.
     case `internal`(String)
 
-    /// The stable error code of the protocol.
-    public var code: String {
+    /// What kind of failure this is, without its sentence.
+    public enum Kind: Sendable, Hashable, CaseIterable {
+        case unknownStream, streamExists, busy, badValue, permissionDenied, quotaExceeded, shuttingDown, `internal`
+    }
+
+    /// The case, without the sentence it carries.
+    public var kind: Kind {
         switch self {
-        case .unknownStream: "unknown_stream"
-        case .streamExists: "stream_exists"
-        case .busy: "busy"
-        case .badValue: "bad_value"
-        case .permissionDenied: "permission_denied"
-        case .quotaExceeded: "quota_exceeded"
-        case .shuttingDown: "shutting_down"
-        case .internal: "internal"
+        case .unknownStream: .unknownStream
+        case .streamExists: .streamExists
+        case .busy: .busy
+        case .badValue: .badValue
+        case .permissionDenied: .permissionDenied
+        case .quotaExceeded: .quotaExceeded
+        case .shuttingDown: .shuttingDown
+        case .internal: .internal
         }
     }
 

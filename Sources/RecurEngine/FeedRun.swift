@@ -30,7 +30,7 @@ enum FeedState: CustomStringConvertible {
         case .waiting: "waiting"
         case .awaitingStore(let run, let end): "awaiting the store (\(run.cursor)..<\(end) of \(run.tokens.count))"
         case .stepping(let run): "stepping (\(run.cursor) of \(run.tokens.count), durable \(run.durableEnd))"
-        case .failed(let error, _): "failed (\(error.code))"
+        case .failed(let error, _): "failed (\(error.kind))"
         }
     }
 

@@ -30,7 +30,7 @@ enum StoreStep: CustomStringConvertible {
         case .pending: "pending"
         case .awaiting: "awaiting the store"
         case .recorded: "recorded"
-        case .failed(let error): "failed (\(error.code))"
+        case .failed(let error): "failed (\(error.kind))"
         }
     }
 

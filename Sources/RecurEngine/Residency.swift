@@ -24,7 +24,7 @@ enum Residency: Equatable, CustomStringConvertible {
         case .loading: "loading"
         case .resident: "resident"
         case .storing(let generation): "storing (move \(generation))"
-        case .gone(let failure?): "gone (\(failure.code))"
+        case .gone(let failure?): "gone (\(failure.kind))"
         case .gone(nil): "gone"
         }
     }

@@ -1,3 +1,5 @@
+import RecurSocketPath
+
 /// Where recurd's HTTP surface listens (`--http`): a TCP host and port, a Unix socket path, or
 /// (under systemd) a listening socket passed in as a descriptor.
 public enum HTTPAddress: Sendable, Equatable, CustomStringConvertible {
@@ -13,7 +15,7 @@ public enum HTTPAddress: Sendable, Equatable, CustomStringConvertible {
         if text.hasPrefix("unix:") {
             let path = String(text.dropFirst("unix:".count))
             guard !path.isEmpty else { throw HTTPAddressError("'\(text)' names no socket path after 'unix:'") }
-            guard path.utf8.count <= 103 else { throw HTTPAddressError("the socket path '\(path)' is \(path.utf8.count) bytes long; Unix socket paths are limited to 103") }
+            if let problem = DaemonSocketPath.lengthProblem(path) { throw HTTPAddressError(problem) }
             self = .unix(path: path)
             return
         }

@@ -1,6 +1,5 @@
 import RecurEngine
 import RecurServer
-import RecurStore
 
 /// Each metric's help text and histogram buckets (docs/OBSERVABILITY.md lists the same).
 enum MetricsHelp {

@@ -341,3 +341,6 @@ public final class StateStore: StreamStore, @unchecked Sendable {
         }
     }
 }
+
+/// recurd opens a `StateStore` for `--state-dir` and hands it to `runDaemon`.
+extension StateStore: DaemonStateStore {}

@@ -1,4 +1,5 @@
 import CoreMetrics
+import RecurEngine
 
 /// The state store's metrics (docs/OBSERVABILITY.md): one observation per group commit, on the
 /// writer thread.
@@ -23,10 +24,3 @@ struct StoreMetrics: Sendable {
     }
 }
 
-/// The metric names, which recurd gives help text and buckets.
-public enum StoreMetricNames {
-    /// `recurd_store_commit_seconds`.
-    public static let commitLatency = "recurd_store_commit_seconds"
-    /// `recurd_store_written_bytes_total`.
-    public static let writtenBytes = "recurd_store_written_bytes_total"
-}

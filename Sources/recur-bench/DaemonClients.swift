@@ -1,5 +1,5 @@
 import Foundation
-import RecurServer
+import RecurSocketPath
 #if canImport(Glibc)
 import Glibc
 #endif

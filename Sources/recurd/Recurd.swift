@@ -4,6 +4,7 @@ import RecurCore
 import RecurEngine
 import RecurHTTP
 import RecurServer
+import RecurSocketPath
 import RecurStore
 import RecurSystemd
 
@@ -240,13 +241,10 @@ struct Recurd: AsyncParsableCommand {
         }
     }
 
-    /// A Unix socket address holds about a hundred path bytes (103 on macOS, 107 on Linux;
-    /// the server allows the smaller everywhere).
+    /// A Unix socket address holds about a hundred path bytes (`DaemonSocketPath.maximumBytes`).
     private static func validateSocketPath(_ path: String) throws {
         if path.isEmpty { throw ValidationError("--socket must name a path") }
-        if path.utf8.count > 103 {
-            throw ValidationError("--socket path is \(path.utf8.count) bytes long; Unix socket paths are limited to 103 (use a shorter directory, e.g. /run or /tmp)")
-        }
+        if let problem = DaemonSocketPath.lengthProblem(path, named: "--socket path") { throw ValidationError(problem) }
         if path.utf8.contains(0) { throw ValidationError("--socket path contains a NUL byte") }
     }
 
@@ -319,13 +317,37 @@ struct Recurd: AsyncParsableCommand {
         configuration.maxQueuedBytes = maxQueuedBytes.bytes
         configuration.engine = engine
         configuration.stateDirectory = stateDir
-        if let durability { configuration.store.durability = durability }
-        if let syncInterval { configuration.store.syncInterval = syncInterval }
-        if let replayHistory { configuration.store.replayHistory = replayHistory }
         configuration.adminGroup = adminGroup
         configuration.maxBytesPerSecondPerUser = maxBytesPerSecondPerUser.bytes > 0 ? maxBytesPerSecondPerUser.bytes : nil
         configuration.socketMode = socketMode.flatMap(Self.parseMode)
         return configuration
+    }
+
+    /// The state store's options from the flags (with `--state-dir`).
+    var storeOptions: StateStore.Options {
+        var options = StateStore.Options()
+        if let durability { options.durability = durability }
+        if let syncInterval { options.syncInterval = syncInterval }
+        if let replayHistory { options.replayHistory = replayHistory }
+        return options
+    }
+
+    /// Opens the SQLite state store in `--state-dir` for `model` (nil without the flag) and logs
+    /// what it holds.
+    func openStore(for model: Model, options: StateStore.Options, logger: Logger) throws -> StateStore? {
+        guard let directory = stateDir else { return nil }
+        let fingerprint = ModelFingerprint(of: model)
+        let store: StateStore
+        do {
+            store = try StateStore(directory: directory, fingerprint: fingerprint, options: options) { problem in
+                logger.error("\(problem)", metadata: ["recurd.store": "\(directory)"])
+            }
+        } catch {
+            throw RecurdError("\(error)")
+        }
+        let count = store.currentStatistics().streams
+        logger.info("state store \(directory): \(count) stream\(count == 1 ? "" : "s"), durability \(options.durability.rawValue), model \(fingerprint.modelHex)")
+        return store
     }
 
     func run() async throws {
@@ -357,12 +379,13 @@ struct Recurd: AsyncParsableCommand {
         do {
             var configuration = daemonConfiguration
             var observer = SystemdObserver(notifier: notifier, logger: logger, hangEngineAfter: Self.testHangEngineAfter())
+            var storeOptions = storeOptions
             if let address = try httpAddress() {
                 // One registry for the process, its factory passed down to the engine and the store.
                 let metrics = RecurdMetrics()
                 metrics.serving(loaded)
                 configuration.engine.metricsFactory = metrics.factory
-                configuration.store.metricsFactory = metrics.factory
+                storeOptions.metricsFactory = metrics.factory
                 let view = try liveView(logger: logger)
                 configuration.view = view
                 observer.http = (address, metrics, view)
@@ -370,7 +393,9 @@ struct Recurd: AsyncParsableCommand {
             // A stop that came while the daemon was being built after a wait for the model: the
             // service group traps signals by the time it is ready, so raise it again then.
             observer.afterReady = { [pendingStop] in if let signal = pendingStop() { raise(signal) } }
-            try await runDaemon(configuration: configuration, model: loaded, logger: logger, observer: observer)
+            try configuration.validate()
+            let store = try openStore(for: loaded, options: storeOptions, logger: logger)
+            try await runDaemon(configuration: configuration, model: loaded, store: store, logger: logger, observer: observer)
         } catch let error as RecurdError {
             throw error
         } catch {

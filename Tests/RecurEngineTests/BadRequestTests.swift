@@ -10,7 +10,7 @@ final class BadRequestTests: XCTestCase {
         let engine = StreamEngine.started(model: model)
         defer { engine.shutdown() }
         let first = try await engine.feed(stream: "s", text: Array("abc".utf8), topK: nil, client: 1)
-        let error = await assertThrowsCode("bad_value") {
+        let error = await assertThrowsKind(.badValue) {
             try await engine.feed(stream: "s", text: Array("dZe".utf8), topK: nil, client: 1)
         }
         XCTAssertEqual(error?.description, "cannot tokenize the text for stream 's': character U+005A 'Z' at offset 4 is not in the model's vocabulary (offsets count from the stream's start or last reset)")
@@ -23,7 +23,7 @@ final class BadRequestTests: XCTestCase {
     func test_feed_rejectedOnNewStream_leavesNoStream() async throws {
         let engine = StreamEngine.started(model: model)
         defer { engine.shutdown() }
-        await assertThrowsCode("bad_value") { try await engine.feed(stream: "new", text: Array("Q".utf8), topK: nil, client: 1) }
+        await assertThrowsKind(.badValue) { try await engine.feed(stream: "new", text: Array("Q".utf8), topK: nil, client: 1) }
         await assertThrows(.unknownStream("new")) { try await engine.info(stream: "new") }
         let count = await engine.stats().streams
         XCTAssertEqual(count, 0)
@@ -75,7 +75,7 @@ final class BadRequestTests: XCTestCase {
             try await engine.predict(stream: "p", count: -1, temperature: 0, topK: nil, seed: nil, client: 1)
         }
         for t: Float in [-1, .nan, .infinity, 0.0001, 5000] {
-            await assertThrowsCode("bad_value") { try await engine.predict(stream: "p", count: 1, temperature: t, topK: nil, seed: nil, client: 1) }
+            await assertThrowsKind(.badValue) { try await engine.predict(stream: "p", count: 1, temperature: t, topK: nil, seed: nil, client: 1) }
         }
         await assertThrows(.badValue("k 0 for sampling is outside 1...64")) {
             try await engine.predict(stream: "p", count: 1, temperature: 1, topK: 0, seed: nil, client: 1)
@@ -95,7 +95,7 @@ final class BadRequestTests: XCTestCase {
         await assertThrows(.busy("stream 'q' already has 8 requests waiting; wait for their replies before sending more")) {
             try await engine.feed(stream: "q", tokens: [1], topK: nil, client: 1)
         }
-        await assertThrowsCode("busy") { try await engine.reset(stream: "q", client: 1) }
+        await assertThrowsKind(.busy) { try await engine.reset(stream: "q", client: 1) }
         // Other streams are not affected.
         let other = Task { try await engine.feed(stream: "r", tokens: [1, 2], topK: nil, client: 1) }
         engine.start()

@@ -77,7 +77,7 @@ final class ModelSwapTests: XCTestCase {
             (Fixtures.model(cell: .lstm, hidden: 24, vocabulary: otherVocabulary), "vocabulary"),
         ]
         for (candidate, reason) in candidates {
-            let error = await assertThrowsCode("bad_value") { try await engine.replaceModel(candidate) }
+            let error = await assertThrowsKind(.badValue) { try await engine.replaceModel(candidate) }
             XCTAssertTrue(error?.description.contains(reason) == true, "\(String(describing: error))")
         }
         let text = "abc def"

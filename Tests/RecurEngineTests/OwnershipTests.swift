@@ -27,21 +27,21 @@ final class OwnershipTests: XCTestCase {
         let owner = try await engine.info(stream: "mine", client: 1).owner
         XCTAssertEqual(owner, 1000)
 
-        await assertThrowsCode("permission_denied") { try await engine.feed(stream: "mine", text: self.bytes("d"), topK: nil, client: 2) }
-        await assertThrowsCode("permission_denied") { try await engine.feed(stream: "mine", tokens: [0], topK: nil, client: 2) }
-        await assertThrowsCode("permission_denied") {
+        await assertThrowsKind(.permissionDenied) { try await engine.feed(stream: "mine", text: self.bytes("d"), topK: nil, client: 2) }
+        await assertThrowsKind(.permissionDenied) { try await engine.feed(stream: "mine", tokens: [0], topK: nil, client: 2) }
+        await assertThrowsKind(.permissionDenied) {
             try await engine.predict(stream: "mine", count: 3, temperature: 0, topK: nil, seed: nil, client: 2)
         }
-        await assertThrowsCode("permission_denied") { try await engine.info(stream: "mine", client: 2) }
-        await assertThrowsCode("permission_denied") { try await engine.fork(stream: "mine", into: "theirs", client: 2) }
-        await assertThrowsCode("permission_denied") { try await engine.reset(stream: "mine", client: 2) }
-        let denied = await assertThrowsCode("permission_denied") { try await engine.end(stream: "mine", client: 2) }
+        await assertThrowsKind(.permissionDenied) { try await engine.info(stream: "mine", client: 2) }
+        await assertThrowsKind(.permissionDenied) { try await engine.fork(stream: "mine", into: "theirs", client: 2) }
+        await assertThrowsKind(.permissionDenied) { try await engine.reset(stream: "mine", client: 2) }
+        let denied = await assertThrowsKind(.permissionDenied) { try await engine.end(stream: "mine", client: 2) }
         XCTAssertEqual(denied?.description.contains("uid 1000"), true, denied?.description ?? "")
 
         // Nothing changed: same offset, the fork target was not created, alice continues exactly.
         let offset = try await engine.info(stream: "mine", client: 1).offset
         XCTAssertEqual(offset, 3)
-        await assertThrowsCode("unknown_stream") { try await engine.info(stream: "theirs", client: 2) }
+        await assertThrowsKind(.unknownStream) { try await engine.info(stream: "theirs", client: 2) }
         let more = try await engine.feed(stream: "mine", text: bytes("de"), topK: nil, client: 4)
         Fixtures.assertMatchesOffline(events + more, model: model, tokens: try model.vocabulary.encode("abcde"), stream: "mine")
     }
@@ -70,13 +70,13 @@ final class OwnershipTests: XCTestCase {
         try await engine.fork(stream: "s", into: "copy", client: 3)
         let copyOwner = try await engine.info(stream: "copy", client: 3).owner
         XCTAssertEqual(copyOwner, 0)
-        await assertThrowsCode("permission_denied") { try await engine.info(stream: "copy", client: 1) }
+        await assertThrowsKind(.permissionDenied) { try await engine.info(stream: "copy", client: 1) }
         try await engine.fork(stream: "s", into: "alices", client: 1)
         let forkOwner = try await engine.info(stream: "alices", client: 1).owner
         XCTAssertEqual(forkOwner, 1000)
         try await engine.reset(stream: "s", client: 3)
         try await engine.end(stream: "s", client: 3)
-        await assertThrowsCode("unknown_stream") { try await engine.info(stream: "s", client: 1) }
+        await assertThrowsKind(.unknownStream) { try await engine.info(stream: "s", client: 1) }
     }
 
     func test_endedName_isFreeForAnotherUser() async throws {
@@ -97,7 +97,7 @@ final class OwnershipTests: XCTestCase {
         let owner = try await engine.info(stream: "pipe").owner
         XCTAssertEqual(owner, Caller.process.uid)
         if Caller.process.uid != alice.uid {
-            await assertThrowsCode("permission_denied") { try await engine.info(stream: "pipe", client: 1) }
+            await assertThrowsKind(.permissionDenied) { try await engine.info(stream: "pipe", client: 1) }
         }
     }
 
@@ -108,9 +108,9 @@ final class OwnershipTests: XCTestCase {
         defer { engine.shutdown() }
         _ = try await engine.feed(stream: "a1", text: bytes("a"), topK: nil, client: 1)
         _ = try await engine.feed(stream: "a2", text: bytes("a"), topK: nil, client: 4)
-        let refused = await assertThrowsCode("quota_exceeded") { try await engine.feed(stream: "a3", text: self.bytes("a"), topK: nil, client: 1) }
+        let refused = await assertThrowsKind(.quotaExceeded) { try await engine.feed(stream: "a3", text: self.bytes("a"), topK: nil, client: 1) }
         XCTAssertEqual(refused?.description.contains("2 streams"), true, refused?.description ?? "")
-        await assertThrowsCode("quota_exceeded") { try await engine.fork(stream: "a1", into: "a4", client: 1) }
+        await assertThrowsKind(.quotaExceeded) { try await engine.fork(stream: "a1", into: "a4", client: 1) }
         // Feeding the streams alice has still works; the refused names were not created.
         _ = try await engine.feed(stream: "a1", text: bytes("b"), topK: nil, client: 1)
         let names = await engine.list(client: 3).map(\.stream)

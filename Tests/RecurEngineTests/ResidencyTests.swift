@@ -69,7 +69,7 @@ final class ResidencyTests: XCTestCase {
         defer { engine.shutdown() }
         let pending = Task { try await engine.feed(stream: "a", text: Array("ab".utf8), topK: nil, client: 1) }
         try await engine.waitUntilQueued(1, on: "a")
-        let error = await assertThrowsCode("busy") { try await engine.feed(stream: "b", text: Array("c".utf8), topK: nil, client: 2) }
+        let error = await assertThrowsKind(.busy) { try await engine.feed(stream: "b", text: Array("c".utf8), topK: nil, client: 2) }
         XCTAssertEqual(error?.description, "the engine holds its maximum of 1 streams and every one is busy; try again shortly")
         engine.start()
         let awaited = try await pending.value.count
@@ -82,7 +82,7 @@ final class ResidencyTests: XCTestCase {
         let engine = StreamEngine.started(model: model, options: options)
         defer { engine.shutdown() }
         _ = try await engine.feed(stream: "only", text: Array("ab".utf8), topK: nil, client: 1)
-        await assertThrowsCode("busy") { try await engine.fork(stream: "only", into: "copy", client: 1) }
+        await assertThrowsKind(.busy) { try await engine.fork(stream: "only", into: "copy", client: 1) }
         let offset = try await engine.info(stream: "only").offset
         XCTAssertEqual(offset, 2)
     }

@@ -43,7 +43,7 @@ final class WriteAheadTests: XCTestCase {
         store.failAppendsAfter = 2
         let engine = StreamEngine.started(model: model, options: options, store: store)
         defer { engine.shutdown() }
-        let error = await assertThrowsCode("internal") {
+        let error = await assertThrowsKind(.internal) {
             try await engine.feed(stream: "d", text: Array("abcdefghijkl".utf8), topK: nil, client: 1)
         }
         XCTAssertEqual(error?.description, "the state store could not log 4 tokens of stream 'd': the disk is full")

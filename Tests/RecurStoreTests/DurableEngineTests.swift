@@ -201,7 +201,7 @@ final class DurableEngineTests: XCTestCase {
             _ = try await engine.info(stream: "gone")
             XCTFail("an ended stream came back")
         } catch {
-            XCTAssertEqual(error.code, "unknown_stream")
+            XCTAssertEqual(error.kind, .unknownStream)
         }
         let resetInfo = try await engine.info(stream: "reset")
         XCTAssertEqual(resetInfo.offset, 0)
@@ -342,7 +342,7 @@ final class StoreWriteFailureTests: XCTestCase {
                 failure = error
             }
         }
-        XCTAssertEqual(failure?.code, "internal")
+        XCTAssertEqual(failure?.kind, .internal)
         XCTAssertTrue(failure?.description.contains("could not log") == true, failure?.description ?? "no failure")
         let offset = try await engine.info(stream: "s").offset
         // Evicting "s" cannot be written to disk; it stays loadable from memory meanwhile.

@@ -79,7 +79,7 @@ final class FullDiskTests: XCTestCase {
             try await engine.end(stream: "keep", client: 1)
             XCTFail("an end on a full disk succeeded")
         } catch {
-            XCTAssertEqual(error.code, "internal", "\(error)")
+            XCTAssertEqual(error.kind, .internal, "\(error)")
         }
         let after = await engine.stats().storedStreams
         XCTAssertEqual(after, before, "a failed end changed the stored count")

@@ -54,7 +54,7 @@ final class RefusedRestoreTests: XCTestCase {
                 try await attempt(kind, on: "secret", engine)
                 XCTFail("\(kind): uid 2000 used uid 1000's stored stream")
             } catch {
-                XCTAssertEqual(error.code, "permission_denied", "\(kind): \(error)")
+                XCTAssertEqual(error.kind, .permissionDenied, "\(kind): \(error)")
             }
             XCTAssertEqual(engine.subscriptions(of: 2), ["other"], "\(kind): the refused client was subscribed")
             let stats = await engine.stats()
@@ -97,7 +97,7 @@ final class RefusedRestoreTests: XCTestCase {
                             try await attempt(kind, on: name, engine)
                             XCTFail("\(kind) \(name) by uid 1234 succeeded")
                         } catch {
-                            XCTAssertEqual(error.code, "permission_denied", "\(kind) \(name): \(error)")
+                            XCTAssertEqual(error.kind, .permissionDenied, "\(kind) \(name): \(error)")
                         }
                     }
                 }

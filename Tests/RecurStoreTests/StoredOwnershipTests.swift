@@ -32,14 +32,14 @@ final class StoredOwnershipTests: XCTestCase {
                     }
                     XCTFail("round \(round): uid 2000's \(attempt) on uid 1000's stored stream succeeded")
                 } catch {
-                    XCTAssertEqual(error.code, "permission_denied", "round \(round), \(attempt): \(error)")
+                    XCTAssertEqual(error.kind, .permissionDenied, "round \(round), \(attempt): \(error)")
                 }
             }
             do {
                 _ = try await engine.info(stream: "stolen-\(round)", client: 2)
                 XCTFail("the refused fork left its target behind")
             } catch {
-                XCTAssertEqual(error.code, "unknown_stream", "\(error)")
+                XCTAssertEqual(error.kind, .unknownStream, "\(error)")
             }
             let info = try await engine.info(stream: "mine", client: 1)
             XCTAssertEqual(info.offset, 3 + round)

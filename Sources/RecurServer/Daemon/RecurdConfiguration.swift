@@ -1,5 +1,5 @@
 import RecurEngine
-import RecurStore
+import RecurSocketPath
 
 /// Everything `recurd` is told by its flags; `runDaemon(configuration:model:logger:)` runs it.
 public struct RecurdConfiguration: Sendable {
@@ -54,15 +54,15 @@ public struct RecurdConfiguration: Sendable {
     public var shutdownGracePeriod: Duration = .seconds(10)
     /// The engine's limits; `engine.defaultTopK` is the k used when a request gives none.
     public var engine = EngineOptions()
-    /// Where streams are kept durably (`--state-dir`); nil keeps them in memory only.
+    /// Where streams are kept durably (`--state-dir`; the store itself is opened by the
+    /// executable and passed to `runDaemon`); nil keeps them in memory only. The live view's
+    /// token file goes there when there is no socket to put it beside.
     public var stateDirectory: String? = nil
-    /// The state store's durability, history and sync interval (with `stateDirectory`).
-    public var store = StateStore.Options()
     /// The live view's tokens (`recurd --http`); nil: no HTTP surface, and `view` says so.
     public var view: ViewAccess? = nil
 
     /// The socket path the documentation and `recur connect` use by default.
-    public static let defaultSocketPath = "/tmp/recurd.sock"
+    public static let defaultSocketPath = DaemonSocketPath.defaultPath
 
     /// The defaults: no socket, no stdin (set at least one), JSON output, 1 MiB lines, 1024 connections.
     public init() {}
@@ -80,8 +80,8 @@ public struct RecurdConfiguration: Sendable {
         if let socketPath, listeningDescriptor != nil {
             throw ConfigurationError("give either the socket path '\(socketPath)' or a listening descriptor, not both")
         }
-        if let socketPath, socketPath.utf8.count > 103 {
-            throw ConfigurationError("the socket path '\(socketPath)' is \(socketPath.utf8.count) bytes long; Unix sockets allow at most 103")
+        if let socketPath, let problem = DaemonSocketPath.lengthProblem(socketPath) {
+            throw ConfigurationError(problem)
         }
         if keyField, !stdin {
             throw ConfigurationError("the key field applies to stdin mode only")
@@ -100,9 +100,6 @@ public struct RecurdConfiguration: Sendable {
         }
         guard engine.defaultTopK >= 0, engine.defaultTopK <= engine.maxTopK else {
             throw ConfigurationError("the default k \(engine.defaultTopK) must be between 0 and the maximum k \(engine.maxTopK)")
-        }
-        guard store.replayHistory >= 0, store.syncInterval > 0, store.syncInterval.isFinite else {
-            throw ConfigurationError("the replay history must be 0 or more tokens and the sync interval a positive number of seconds")
         }
         if let limit = engine.maxStreamsPerUser, limit < 1 {
             throw ConfigurationError("the per-user stream limit \(limit) must be at least 1")

@@ -1,7 +1,6 @@
 import Logging
 import RecurCore
 import RecurEngine
-import RecurStore
 import ServiceLifecycle
 
 /// Runs `recurd`: builds the engine for `model`, the socket server and/or the stdin pipeline
@@ -9,26 +8,14 @@ import ServiceLifecycle
 /// (graceful: stop accepting, finish in-flight requests, then return), the observer's
 /// `restartSignal` (the same, handing the connections over to its `descriptorStore`) or, in
 /// stdin mode, until the end of input. With `configuration.modelPath`, SIGHUP reloads the model
-/// (`ModelReloader`). `observer` adds services and hears of readiness and reloads (recurd's
+/// (`ModelReloader`). `store`, opened by the caller for `model`, keeps the streams durably;
+/// it is closed here, after the engine has stopped. `observer` adds services and hears of readiness and reloads (recurd's
 /// systemd integration plugs in there).
 /// - Throws: `ConfigurationError` for a configuration that cannot run or a socket path in
 ///   use; otherwise what a service failed with (binding the socket, reading stdin).
-public func runDaemon(configuration: RecurdConfiguration, model: Model, logger: Logger,
+public func runDaemon(configuration: RecurdConfiguration, model: Model, store: (any DaemonStateStore)? = nil, logger: Logger,
                       observer: any DaemonObserver = NoDaemonObserver()) async throws {
     try configuration.validate()
-    var store: StateStore?
-    if let directory = configuration.stateDirectory {
-        let fingerprint = ModelFingerprint(of: model)
-        do {
-            store = try StateStore(directory: directory, fingerprint: fingerprint, options: configuration.store) { problem in
-                logger.error("\(problem)", metadata: ["recurd.store": "\(directory)"])
-            }
-        } catch {
-            throw ConfigurationError("\(error)")
-        }
-        let count = store!.currentStatistics().streams
-        logger.info("state store \(directory): \(count) stream\(count == 1 ? "" : "s"), durability \(configuration.store.durability.rawValue), model \(fingerprint.modelHex)")
-    }
     // Closed last: the engine's shutdown hands it a checkpoint of every stream first.
     defer { store?.close() }
     var engineOptions = configuration.engine

@@ -32,9 +32,25 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case `internal`
 }
 
+extension ErrorCode {
+    /// The code a client reads for an engine failure of `kind`.
+    public init(_ kind: EngineError.Kind) {
+        self = switch kind {
+        case .unknownStream: .unknownStream
+        case .streamExists: .streamExists
+        case .busy: .busy
+        case .badValue: .badValue
+        case .permissionDenied: .permissionDenied
+        case .quotaExceeded: .quotaExceeded
+        case .shuttingDown: .shuttingDown
+        case .internal: .internal
+        }
+    }
+}
+
 /// A request that cannot be served, as the client will read it: a code and a sentence.
 public struct ProtocolError: Error, Equatable, CustomStringConvertible {
-    /// One of `ErrorCode`'s raw values (the engine's codes pass through unchanged).
+    /// One of `ErrorCode`'s raw values.
     public var code: String
     /// What was wrong, as a sentence the client's user can act on.
     public var message: String
@@ -45,9 +61,9 @@ public struct ProtocolError: Error, Equatable, CustomStringConvertible {
         self.message = message
     }
 
-    /// The engine's error under the engine's own code.
+    /// The engine's error, under the protocol's code for its kind.
     public init(_ error: EngineError) {
-        code = error.code
+        code = ErrorCode(error.kind).rawValue
         message = error.description
     }
 

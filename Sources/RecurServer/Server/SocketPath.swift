@@ -1,4 +1,5 @@
 import CRecurHandover
+import RecurSocketPath
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

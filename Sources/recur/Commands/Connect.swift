@@ -1,6 +1,6 @@
 import ArgumentParser
 import RecurCore
-import RecurServer
+import RecurSocketPath
 
 #if canImport(Glibc)
 import Glibc

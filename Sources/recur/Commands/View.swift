@@ -1,6 +1,5 @@
 import ArgumentParser
 import RecurCore
-import RecurServer
 
 #if canImport(Glibc)
 import Glibc

@@ -178,17 +178,17 @@ func assertThrows<T>(_ expected: EngineError, file: StaticString = #filePath, li
     }
 }
 
-/// Expects `body` to throw an error with `code`; returns it.
+/// Expects `body` to throw an engine error of `kind`; returns it.
 @discardableResult
-func assertThrowsCode<T>(_ code: String, file: StaticString = #filePath, line: UInt = #line,
+func assertThrowsKind<T>(_ kind: EngineError.Kind, file: StaticString = #filePath, line: UInt = #line,
                          _ body: () async throws -> T) async -> EngineError? {
     do {
         _ = try await body()
-        XCTFail("no error; expected code \(code)", file: file, line: line)
+        XCTFail("no error; expected \(kind)", file: file, line: line)
         return nil
     } catch {
         let engineError = error as? EngineError
-        XCTAssertEqual(engineError?.code, code, "\(error)", file: file, line: line)
+        XCTAssertEqual(engineError?.kind, kind, "\(error)", file: file, line: line)
         return engineError
     }
 }
