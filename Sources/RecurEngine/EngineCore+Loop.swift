@@ -40,54 +40,29 @@ extension EngineCore {
     }
 
     private func run() {
-        var finished: [Finished] = []
-        var notices: [(StreamNotice, [ClientID])] = []
-        var advancing: [StreamRecord] = []
-        var callbacks: [@Sendable () -> Void] = []
         lock.lock()
         enginePThread = pthread_self()
-        var nextSweep = ProcessInfo.processInfo.systemUptime + options.sweepInterval
+        nextSweep = ProcessInfo.processInfo.systemUptime + options.sweepInterval
         while true {
-            while phase == .running && ready.isEmpty && active.isEmpty && pendingNotices.isEmpty && !control.hasWork {
+            // Sleeps while there is nothing to do, and while a caller turns inline.
+            while phase == .running && (steppingInline || !hasWork) {
+                if steppingInline {
+                    _ = lock.wait(until: Date(timeIntervalSinceNow: 1))
+                    continue
+                }
                 let wait = nextSweep - ProcessInfo.processInfo.systemUptime
                 if wait <= 0 { break }
                 _ = lock.wait(until: Date(timeIntervalSinceNow: wait))
             }
             guard phase == .running else { break }
-            if takeControl(into: &callbacks) {
-                lock.unlock()
-                for callback in callbacks { callback() }
-                hangForever()
-            }
-            let now = Moment.now()
-            if now.uptime >= nextSweep {
-                sweep(at: now)
-                nextSweep = now.uptime + options.sweepInterval
-            }
-            swap(&advancing, &ready)
-            for record in advancing {
-                record.needsAdvance = false
-                advance(record, at: now, finished: &finished)
-            }
-            advancing.removeAll(keepingCapacity: true)
-            selectRows()
-            swap(&notices, &pendingNotices)
-            let handler = noticeHandler
-            lock.unlock()
-
-            deliver(&finished, &notices, to: handler)
-            for callback in callbacks { callback() }
-            callbacks.removeAll(keepingCapacity: true)
-            if !rows.isEmpty { stepRows() }
-
-            lock.lock()
-            if !rows.isEmpty {
-                let absorbed = commitRows()
-                lock.unlock()
-                recordStep(absorbed: absorbed)
-                lock.lock()
-            }
+            engineTurning = true
+            turn(inline: false)
+            engineTurning = false
         }
+        // A caller stepping inline finishes its turn before the streams are stored and dropped.
+        while steppingInline { lock.wait() }
+        var finished: [Finished] = []
+        var notices: [(StreamNotice, [ClientID])] = []
         if let store {
             // Graceful stop: every stream's state goes to the store, between two steps.
             for record in registry.streams.values where !record.isRestoring {
@@ -106,6 +81,88 @@ extension EngineCore {
         lock.broadcast()
         lock.unlock()
         deliver(&finished, &notices, to: handler)
+    }
+
+    /// Whether a turn has anything to do besides the sweep. Under the lock.
+    var hasWork: Bool {
+        !ready.isEmpty || !active.isEmpty || !pendingNotices.isEmpty || control.hasWork
+    }
+
+    /// One turn of the stepping loop, on the engine thread or inline on a caller's (`stepInline`):
+    /// control requests, the sweep when due, the quick jobs at the head of ready streams, one
+    /// batched step of the active ones, and the completions and notices of all that. Called and
+    /// returns with the lock held; only one thread turns at a time (`steppingInline` keeps the
+    /// engine thread out while a caller does).
+    private func turn(inline: Bool) {
+        if takeControl(into: &turnCallbacks) {
+            precondition(!inline, "an inline turn never takes control requests")
+            lock.unlock()
+            for callback in turnCallbacks { callback() }
+            hangForever()
+        }
+        let now = Moment.now()
+        if now.uptime >= nextSweep {
+            sweep(at: now)
+            nextSweep = now.uptime + options.sweepInterval
+        }
+        swap(&turnAdvancing, &ready)
+        for record in turnAdvancing {
+            record.needsAdvance = false
+            advance(record, at: now, finished: &turnFinished)
+        }
+        turnAdvancing.removeAll(keepingCapacity: true)
+        selectRows()
+        swap(&turnNotices, &pendingNotices)
+        let handler = noticeHandler
+        lock.unlock()
+
+        deliver(&turnFinished, &turnNotices, to: handler)
+        for callback in turnCallbacks { callback() }
+        turnCallbacks.removeAll(keepingCapacity: true)
+        if !rows.isEmpty { stepRows() }
+
+        lock.lock()
+        if !rows.isEmpty {
+            let absorbed = commitRows()
+            lock.unlock()
+            recordStep(absorbed: absorbed)
+            lock.lock()
+        }
+    }
+
+    /// Whether the caller that is about to queue a job on `record` may run the engine's turns
+    /// itself (`turnInline`) instead of handing them to the engine thread: nothing else is to
+    /// be done (no stream ready or active, no notices or control requests), nobody is turning,
+    /// and the job will be at the head of its stream's queue. Claims the turns when so, before
+    /// the job is queued, so that queuing it does not wake the engine thread. Under the lock.
+    func claimInline(for record: StreamRecord) -> Bool {
+        guard options.inlineTurns > 0, phase == .running, !steppingInline, !engineTurning, record.jobs.isEmpty,
+              !hasWork else { return false }
+        steppingInline = true
+        return true
+    }
+
+    /// Runs the engine's turns on the calling thread, after `claimInline` and the job's
+    /// submission: until the job's stream has nothing more to do, at most
+    /// `EngineOptions.inlineTurns` turns (a 1-token feed takes two: its step, then its
+    /// completion), then leaves what is left, if anything, to the engine thread. So a lone
+    /// client's request costs no hand-off to the engine thread and back (docs/ENGINE.md,
+    /// "Inline turns"); while other streams are busy every request goes through the engine
+    /// thread and is batched as before. The results are the same either way: one thread turns
+    /// at a time, with the same stepper, in the same order.
+    func turnInline() {
+        lock.lock()
+        defer { lock.unlock() }
+        precondition(steppingInline, "turnInline() without claimInline")
+        for _ in 0..<options.inlineTurns {
+            guard phase == .running, !control.hasWork else { break }
+            turn(inline: true)
+            if ready.isEmpty && active.isEmpty { break }
+        }
+        steppingInline = false
+        // What is left (a longer request, another client's, a control request), or a stop
+        // waiting for this turn to end: the engine thread takes over.
+        if hasWork || phase != .running { lock.broadcast() }
     }
 
     /// TEST ONLY (`StreamEngine.hangForTesting`): the thread never turns again.

@@ -58,6 +58,19 @@ final class EngineCore: @unchecked Sendable {
     /// (lock) The stepping thread, for `shutdown` called on it.
     var enginePThread: pthread_t?
 
+    /// (lock) A caller runs the engine's turns (`claimInline`, `turnInline`); the engine
+    /// thread does not turn meanwhile.
+    var steppingInline = false
+    /// (lock) The engine thread is in a turn; no caller turns inline meanwhile.
+    var engineTurning = false
+    /// (lock) When the next idle-expiry sweep is due (uptime).
+    var nextSweep: Double = 0
+    /// (turning thread) Scratch of `turn`: completions and notices to deliver, streams to
+    /// advance, control callbacks.
+    var turnFinished: [Finished] = []
+    var turnNotices: [(StreamNotice, [ClientID])] = []
+    var turnAdvancing: [StreamRecord] = []
+    var turnCallbacks: [@Sendable () -> Void] = []
     /// (engine thread) Streams whose head job wants a row in the next step; `rotation` is where
     /// the next step's turn starts when not all of them fit (`selectRows`).
     var active: [StreamRecord] = []
@@ -112,7 +125,10 @@ final class EngineCore: @unchecked Sendable {
     /// A request on a resident stream (or one being stored) is checked for access before
     /// anything changes; one on a stream in the store waits for the load, which checks it
     /// before it is subscribed or counts against anyone.
-    func submit(_ job: Job, to name: String, create: Bool) throws(EngineError) {
+    /// With `inline`, returns whether the caller is to run the engine's turns itself
+    /// (`claimInline`, then `turnInline`).
+    @discardableResult
+    func submit(_ job: Job, to name: String, create: Bool, inline: Bool = false) throws(EngineError) -> Bool {
         lock.lock()
         defer { lock.unlock() }
         try checkAccepting()
@@ -130,15 +146,20 @@ final class EngineCore: @unchecked Sendable {
                 try checkQueue(of: record)
                 job.access = .unchecked  // checked once the owner is known (the load, or a re-creating feed)
             }
+            let claimed = inline && claimInline(for: record)
             enqueue(job, on: record, at: now)
+            return claimed
         } else if let store, store.contains(stream: name) {
             job.access = .unchecked
             enqueue(job, on: startLoading(name, for: job.caller, at: now), at: now)
+            return false
         } else {
             guard create, case .feed(.waiting(let input, _)) = job.state else { throw .unknownStream(name) }
             let record = try createStream(name, for: job.caller, at: now)
             job.enter(.feed(.waiting(input, createdStream: true)))
+            let claimed = inline && claimInline(for: record)
             enqueue(job, on: record, at: now)
+            return claimed
         }
     }
 
@@ -355,7 +376,8 @@ final class EngineCore: @unchecked Sendable {
         guard !record.needsAdvance else { return }
         record.needsAdvance = true
         ready.append(record)
-        lock.broadcast()
+        // A caller turning inline takes it, or wakes the engine thread when it stops.
+        if !steppingInline { lock.broadcast() }
     }
 
     // MARK: Quick reads (any thread)

@@ -51,6 +51,11 @@ public struct EngineOptions: Sendable {
     public var checkpointInterval = 4096
     /// Seconds between idle-expiry sweeps of the engine thread (small in tests).
     public var sweepInterval: Double = 1
+    /// Turns of the stepping loop a caller may run itself when its request is the engine's
+    /// only work (`recurd --inline-turns`): a request of up to this many minus one tokens is
+    /// then served without a hand-off to the engine thread and back. 0 sends every request
+    /// through the engine thread. docs/ENGINE.md, "Inline turns".
+    public var inlineTurns = 5
     /// With a store: seconds after a move to the store failed (a full disk) before the sweep
     /// tries again to move the streams left over the bound, one first; once one is stored, the
     /// rest follow at the next sweep.
@@ -74,6 +79,7 @@ public struct EngineOptions: Sendable {
         precondition(maxQueuedJobsPerStream >= 1, "maxQueuedJobsPerStream \(maxQueuedJobsPerStream) must be at least 1")
         precondition(checkpointInterval >= 1, "checkpointInterval \(checkpointInterval) must be at least 1")
         precondition(sweepInterval > 0, "sweepInterval \(sweepInterval) must be positive")
+        precondition(inlineTurns >= 0, "inlineTurns \(inlineTurns) must be 0 or more")
         precondition(storeRetryInterval > 0, "storeRetryInterval \(storeRetryInterval) must be positive")
     }
 }

@@ -191,7 +191,8 @@ extension EngineCore {
         let result: Result<JobOutput, EngineError> = await withCheckedContinuation { continuation in
             let job = make { continuation.resume(returning: $0) }
             do throws(EngineError) {
-                try submit(job, to: stream, create: create)
+                // A lone request is turned here, on the caller's thread (`turnInline`).
+                if try submit(job, to: stream, create: create, inline: true) { turnInline() }
             } catch {
                 continuation.resume(returning: .failure(error))
             }

@@ -124,6 +124,9 @@ struct Recurd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Scheduling: tokens of long requests stepped beside a short request's (see --prompt-rows; default: \(EngineOptions().bulkRowsBesidePrompt)).", valueName: "n"))
     var bulkRowsPerStep = EngineOptions().bulkRowsBesidePrompt
 
+    @Option(help: ArgumentHelp("Scheduling: a request that is the engine's only work is stepped on its connection's thread, for at most n turns of the stepping loop (a request of up to n-1 tokens), instead of being handed to the engine thread and back (0: always hand it over; default: \(EngineOptions().inlineTurns)).", valueName: "n"))
+    var inlineTurns = EngineOptions().inlineTurns
+
     @Option(help: ArgumentHelp("Permissions of the socket file in octal, e.g. 666 to let every local user connect (streams stay private to their owner); default: as the umask makes it.", valueName: "mode"))
     var socketMode: String?
 
@@ -217,6 +220,9 @@ struct Recurd: AsyncParsableCommand {
         if promptRowsPerStep < 1 {
             throw ValidationError("--prompt-rows-per-step must be at least 1, got \(promptRowsPerStep)")
         }
+        if !(0...64).contains(inlineTurns) {
+            throw ValidationError("--inline-turns must be from 0 to 64, got \(inlineTurns)")
+        }
         if bulkRowsPerStep < 1 {
             throw ValidationError("--bulk-rows-per-step must be at least 1, got \(bulkRowsPerStep)")
         }
@@ -297,6 +303,7 @@ struct Recurd: AsyncParsableCommand {
         engine.promptRows = promptRows
         engine.promptRowsPerStep = promptRowsPerStep
         engine.bulkRowsBesidePrompt = bulkRowsPerStep
+        engine.inlineTurns = inlineTurns
         engine.precision = precision
         var configuration = RecurdConfiguration()
         // A socket systemd passed wins over --socket (which then names the same path for when

@@ -105,7 +105,7 @@ final class FlagErrorTests: XCTestCase {
     func testRecurd_withBadSchedulingFlags_namesTheFlag() throws {
         let directory = try makeWorkDirectory(self)
         let socket = directory.appendingPathComponent("s").path
-        for (flag, value) in [("--prompt-rows", "-1"), ("--prompt-rows-per-step", "0"), ("--bulk-rows-per-step", "0"), ("--prompt-rows", "many")] {
+        for (flag, value) in [("--prompt-rows", "-1"), ("--prompt-rows-per-step", "0"), ("--bulk-rows-per-step", "0"), ("--prompt-rows", "many"), ("--inline-turns", "-1"), ("--inline-turns", "65")] {
             let result = try runRecurd(["--model", Repository.shakespeareModel.path, "--socket", socket, flag, value], in: directory)
             assertCleanError(result, mentions: [flag])
         }
@@ -116,7 +116,7 @@ final class FlagErrorTests: XCTestCase {
         let result = try runRecurd(["--help"], in: directory)
         XCTAssertEqual(result.status, 0, result.stderr)
         for flag in ["--model", "--socket", "--stdin", "--format", "--key-field", "--top-k", "--max-line",
-                     "--max-connections", "--max-streams", "--idle-timeout", "--log-level", "--prompt-rows", "--prompt-rows-per-step", "--bulk-rows-per-step", "--precision"] {
+                     "--max-connections", "--max-streams", "--idle-timeout", "--log-level", "--prompt-rows", "--prompt-rows-per-step", "--bulk-rows-per-step", "--inline-turns", "--precision"] {
             XCTAssertTrue(result.stdout.contains(flag), "--help lacks \(flag)")
         }
     }
