@@ -1,4 +1,5 @@
 #include "recur_kernels.h"
+#include "fast_math.h"
 #include <math.h>
 #include <string.h>
 
@@ -9,41 +10,7 @@
 #define DISPATCH
 #endif
 
-/* Cephes-style expf: range reduction by ln 2 in two parts, degree-5 polynomial, exponent by
- * bit construction. Branch-free so that the compiler vectorises the loops that call it. */
-static inline __attribute__((always_inline)) float expf_fast(float x) {
-    x = x > 88.3762626647949f ? 88.3762626647949f : x;
-    x = x < -87.3365447504f ? -87.3365447504f : x;
-    /* Round to nearest by the 1.5·2^23 trick (vectorises, unlike floorf under target_clones). */
-    float z = (1.44269504088896341f * x + 12582912.0f) - 12582912.0f;
-    float r = x - z * 0.693359375f;
-    r = r - z * -2.12194440e-4f;
-    float r2 = r * r;
-    float p = 1.9875691500E-4f;
-    p = p * r + 1.3981999507E-3f;
-    p = p * r + 8.3334519073E-3f;
-    p = p * r + 4.1665795894E-2f;
-    p = p * r + 1.6666665459E-1f;
-    p = p * r + 5.0000001201E-1f;
-    p = p * r2 + r + 1.0f;
-    union { int32_t i; float f; } scale = { .i = ((int32_t)z + 127) << 23 };
-    return p * scale.f;
-}
-
-static inline __attribute__((always_inline)) float sigmoidf_fast(float x) { return 1.0f / (1.0f + expf_fast(-x)); }
-
-/* Cephes tanhf: odd polynomial near zero (keeps relative accuracy), 1 - 2/(e^{2x}+1) beyond. */
-static inline __attribute__((always_inline)) float tanhf_fast(float x) {
-    float ax = __builtin_fabsf(x);
-    float z = x * x;
-    float small = ((((-5.70498872745E-3f * z + 2.06390887954E-2f) * z - 5.37397155531E-2f) * z
-                    + 1.33314422036E-1f) * z - 3.33332819422E-1f) * z * x + x;
-    float e = expf_fast(2.0f * ax);
-    float big = 1.0f - 2.0f / (e + 1.0f);
-    big = x < 0 ? -big : big;
-    return ax < 0.625f ? small : big;
-}
-
+/* The vector forms of fast_math.h's functions: what FastMathTests measures the bounds on. */
 DISPATCH void recur_vexp(int64_t n, const float *restrict x, float *restrict y) {
     for (int64_t i = 0; i < n; i++) y[i] = expf_fast(x[i]);
 }
@@ -54,6 +21,9 @@ DISPATCH void recur_vsigmoid(int64_t n, const float *restrict x, float *restrict
     for (int64_t i = 0; i < n; i++) y[i] = sigmoidf_fast(x[i]);
 }
 
+/* Vanilla RNN (docs/ARCHITECTURE.md's notation; a = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh):
+ *   forward   h_t = f(a),             f = tanh or ReLU
+ *   backward  ∂a = ∂h_t ⊙ f'(a),      tanh' = 1 - h_t², ReLU' = [h_t > 0]  (from h_t alone) */
 DISPATCH void recur_rnn_forward(int64_t n, const float *a, float *h, int relu) {
     if (relu) {
         for (int64_t i = 0; i < n; i++) h[i] = a[i] > 0 ? a[i] : 0.0f;
@@ -70,6 +40,15 @@ DISPATCH void recur_rnn_backward(int64_t n, const float *restrict h, const float
     }
 }
 
+/* LSTM, gates in PyTorch's order i, f, g, o; each pre-activation is W_ih x_t + b_ih + W_hh h_{t-1} + b_hh:
+ *   forward   i = σ(a_i)   f = σ(a_f)   g = tanh(a_g)   o = σ(a_o)
+ *             c_t = f ⊙ c_{t-1} + i ⊙ g          h_t = o ⊙ tanh(c_t)
+ *   backward  (∂h_t, and ∂c_t from step t+1, given; ∂c̃ is the whole gradient at c_t)
+ *             ∂c̃ = ∂c_t + ∂h_t ⊙ o ⊙ (1 - tanh²(c_t))
+ *             ∂a_o = ∂h_t ⊙ tanh(c_t) ⊙ o(1 - o)    ∂a_i = ∂c̃ ⊙ g ⊙ i(1 - i)
+ *             ∂a_f = ∂c̃ ⊙ c_{t-1} ⊙ f(1 - f)         ∂a_g = ∂c̃ ⊙ i ⊙ (1 - g²)
+ *             ∂c_{t-1} = ∂c̃ ⊙ f
+ * Forward keeps the activations (in gates), c_t and tanh(c_t): all that backward reads. */
 DISPATCH void recur_lstm_forward(int64_t B, int64_t H, float *restrict gates, const float *restrict c_prev,
                                  float *restrict c, float *restrict tanh_c, float *restrict h) {
     for (int64_t b = 0; b < B; b++) {
@@ -110,6 +89,15 @@ DISPATCH void recur_lstm_backward(int64_t B, int64_t H, const float *restrict ga
     }
 }
 
+/* GRU, gates in PyTorch's order r, z, n; x-parts x_• = W_i• x_t + b_i•, h-parts h_• = W_h• h_{t-1} + b_h•:
+ *   forward   r = σ(x_r + h_r)   z = σ(x_z + h_z)   n = tanh(x_n + r ⊙ h_n)
+ *             h_t = (1 - z) ⊙ n + z ⊙ h_{t-1}
+ *   backward  ∂a_n = ∂h_t ⊙ (1 - z) ⊙ (1 - n²)               (a_n = x_n + r ⊙ h_n)
+ *             ∂a_z = ∂h_t ⊙ (h_{t-1} - n) ⊙ z(1 - z)
+ *             ∂a_r = ∂a_n ⊙ h_n ⊙ r(1 - r)
+ *             ∂x_r = ∂h_r = ∂a_r,   ∂x_z = ∂h_z = ∂a_z,   ∂x_n = ∂a_n,   ∂h_n = ∂a_n ⊙ r
+ *             ∂h_{t-1} (direct part) = ∂h_t ⊙ z;  the products' part comes from ∂h_• · W_hh
+ * Forward keeps r, z, n (in gi) and h_n (ghn): all that backward reads. */
 DISPATCH void recur_gru_forward(int64_t B, int64_t H, float *restrict gi, const float *restrict gh,
                                 const float *restrict h_prev, float *restrict h, float *restrict ghn) {
     for (int64_t b = 0; b < B; b++) {

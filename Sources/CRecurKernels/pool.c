@@ -17,12 +17,13 @@ struct recur_pool {
     atomic_uint generation;   /* bumped to publish a job */
     atomic_int pending;       /* workers still running the current job */
     atomic_int sleepers;      /* workers blocked in futex wait */
-    atomic_int stop;
     job_fn fn;
     void *ctx;
 };
 
 typedef struct { recur_pool *pool; int index; } worker_arg;
+
+/* Workers run for the life of the process: a pool is never destroyed (InferencePool.shared). */
 
 static void futex_wait(atomic_uint *addr, unsigned expected) {
     syscall(SYS_futex, (unsigned *)addr, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
@@ -52,18 +53,14 @@ static void *worker_main(void *p) {
         unsigned g;
         int spins = 0;
         while ((g = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen) {
-            if (atomic_load_explicit(&pool->stop, memory_order_relaxed)) return NULL;
             if (++spins < SPIN_ROUNDS) { cpu_relax(); continue; }
             atomic_fetch_add(&pool->sleepers, 1);
             /* seq_cst pairs with pool_run's increment-then-check of sleepers: no lost wake-up. */
-            if (atomic_load(&pool->generation) == seen &&
-                !atomic_load_explicit(&pool->stop, memory_order_relaxed))
-                futex_wait(&pool->generation, seen);
+            if (atomic_load(&pool->generation) == seen) futex_wait(&pool->generation, seen);
             atomic_fetch_sub(&pool->sleepers, 1);
             spins = 0;
         }
         seen = g;
-        if (atomic_load_explicit(&pool->stop, memory_order_relaxed)) return NULL;
         pool->fn(pool->ctx, arg.index, pool->threads);
         atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_release);
     }
@@ -87,18 +84,6 @@ recur_pool *recur_pool_create(int threads) {
     }
     return pool;
 }
-
-void recur_pool_destroy(recur_pool *pool) {
-    if (!pool) return;
-    atomic_store(&pool->stop, 1);
-    atomic_fetch_add(&pool->generation, 1);
-    futex_wake_all(&pool->generation);
-    for (int i = 1; i < pool->threads; i++) pthread_join(pool->workers[i], NULL);
-    free(pool->workers);
-    free(pool);
-}
-
-int recur_pool_threads(const recur_pool *pool) { return pool ? pool->threads : 1; }
 
 int recur_pool_try_acquire(recur_pool *pool) {
     int expected = 0;

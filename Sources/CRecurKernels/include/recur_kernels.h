@@ -6,7 +6,8 @@
  * (AVX-512, AVX2+FMA, or portable C). Shapes use B rows (streams) of width H, gates stacked in
  * PyTorch order (RNN: a; GRU: r, z, n; LSTM: i, f, g, o). All matrices are row-major. */
 
-/* exp, sigmoid, tanh over a vector (accurate to a few ulp; no errno, no libm calls). */
+/* exp, sigmoid, tanh over a vector: the cells' own approximations (fast_math.h states and
+ * FastMathTests checks their error bounds, within 3e-7 relative). */
 void recur_vexp(int64_t n, const float *x, float *y);
 void recur_vtanh(int64_t n, const float *x, float *y);
 void recur_vsigmoid(int64_t n, const float *x, float *y);
@@ -93,12 +94,11 @@ int recur_qgemm_on(int path, int format, int64_t B, int64_t N, int64_t K, const 
                    const void *W, int64_t ldw, const float *scale, float *C, int64_t ldc, int accumulate);
 
 /* A tiny fork-join pool for the inference step: `threads` - 1 workers that spin briefly and then
- * sleep (futex) between jobs, so an idle daemon burns no CPU. Not reentrant: one caller at a
+ * sleep (futex) between jobs, so an idle daemon burns no CPU. A pool lives as long as the
+ * process (InferencePool.shared). Not reentrant: one caller at a
  * time (recur_pool_try_acquire/release guard it); the caller takes part as thread 0. */
 typedef struct recur_pool recur_pool;
 recur_pool *recur_pool_create(int threads);
-void recur_pool_destroy(recur_pool *pool);
-int recur_pool_threads(const recur_pool *pool);
 /* 1 when the caller now owns the pool, 0 when another thread is using it. */
 int recur_pool_try_acquire(recur_pool *pool);
 void recur_pool_release(recur_pool *pool);
@@ -122,10 +122,3 @@ void recur_qgemm_parallel(recur_pool *pool, int format, int64_t B, int64_t N,
 /* Runs fn(ctx, index, count) on every thread of the pool (the caller is index 0) and returns
  * when all are done. pool may be NULL: then fn(ctx, 0, 1) runs on the caller. */
 void recur_pool_run(recur_pool *pool, void (*fn)(void *ctx, int index, int count), void *ctx);
-
-/* A spin-wait hint (x86 PAUSE). */
-static inline void recur_cpu_relax(void) {
-#if defined(__x86_64__)
-    __builtin_ia32_pause();
-#endif
-}
