@@ -31,7 +31,8 @@ extension Network {
             let l = layers[k], slots = layout.layers[k], I = config.inputSize(layer: k)
             let wih = w + slots.weightIH.offset, whh = w + slots.weightHH.offset
             let dGI = dGatesIH.p
-            let dGH = config.cell == .gru ? dGatesHH.p : dGatesIH.p
+            let kernels = CellKernels(config)
+            let dGH = kernels.separateRecurrentPart ? dGatesHH.p : dGatesIH.p
 
             // Through dropout: d out = d (dropped out) ⊙ mask.
             if dropout > 0 && l.mask.count > 0 {
@@ -46,20 +47,14 @@ extension Network {
                 dh.p.update(from: dOut.p + t * B * H, count: B * H)
                 recur_vadd(Int64(B * H), dhNext.p, dh.p)
                 let gi = dGI + t * B * GH, gh = dGH + t * B * GH
-                switch config.cell {
-                case .rnn:
-                    recur_rnn_backward(Int64(B * H), l.hs.p + (t + 1) * B * H, dh.p, gi,
-                                       config.nonlinearity == .relu ? 1 : 0)
+                kernels.backward(B: B, H: H, gates: l.gates.p + t * B * GH, hPrev: hPrev, hNext: l.hs.p + (t + 1) * B * H,
+                                 cPrev: l.cs.p + t * B * H, tanhC: l.tanhC.p + t * B * H, ghn: l.ghn.p + t * B * H,
+                                 dh: dh.p, dc: dc.p, dgi: gi, dgh: gh, dhPrev: dhNext.p)
+                // d h_{t-1} (+)= d(recurrent part) · W_hh: on top of GRU's direct part, else alone.
+                if kernels.separateRecurrentPart {
+                    sgemm(m: B, n: H, k: GH, a: gh, lda: GH, b: whh, ldb: H, beta: 1, c: dhNext.p, ldc: H)
+                } else {
                     sgemm(m: B, n: H, k: GH, a: gi, lda: GH, b: whh, ldb: H, c: dhNext.p, ldc: H)
-                case .lstm:
-                    recur_lstm_backward(Int64(B), Int64(H), l.gates.p + t * B * GH,
-                                        l.cs.p + t * B * H, l.tanhC.p + t * B * H, dh.p, dc.p, gi)
-                    sgemm(m: B, n: H, k: GH, a: gi, lda: GH, b: whh, ldb: H, c: dhNext.p, ldc: H)
-                case .gru:
-                    recur_gru_backward(Int64(B), Int64(H), l.gates.p + t * B * GH,
-                                       l.ghn.p + t * B * H, hPrev, dh.p, gi, gh, dhNext.p)
-                    sgemm(m: B, n: H, k: GH, a: gh, lda: GH, b: whh, ldb: H, beta: 1,
-                          c: dhNext.p, ldc: H)
                 }
             }
 

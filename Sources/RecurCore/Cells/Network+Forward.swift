@@ -29,10 +29,11 @@ extension Network {
             for g in 0..<GH { for j in 0..<H { whhT[j * GH + g] = whh[g * H + j] } }
 
             // gates = bias (both biases, except GRU whose hidden bias stays inside r ⊙ (·)).
+            let kernels = CellKernels(config)
             for r in 0..<N {
                 let row = gates + r * GH
                 row.update(from: bih, count: GH)
-                if config.cell != .gru { recur_vadd(Int64(GH), bhh, row) }
+                if !kernels.separateRecurrentPart { recur_vadd(Int64(GH), bhh, row) }
             }
             if k == 0 && !config.usesEmbedding {
                 // One-hot input: W_ih0 · onehot(x) is column x of W_ih0, a row of its transpose.
@@ -47,25 +48,16 @@ extension Network {
 
             for t in 0..<T {
                 let hPrev = l.hs.p + t * B * H, hNext = l.hs.p + (t + 1) * B * H
-                let g = gates + t * B * GH
-                switch config.cell {
-                case .rnn:
-                    sgemm(m: B, n: GH, k: H, a: hPrev, lda: H, b: whhT, ldb: GH,
-                          beta: 1, c: g, ldc: GH)
-                    recur_rnn_forward(Int64(B * H), g, g, config.nonlinearity == .relu ? 1 : 0)
-                    hNext.update(from: g, count: B * H)
-                case .lstm:
-                    sgemm(m: B, n: GH, k: H, a: hPrev, lda: H, b: whhT, ldb: GH,
-                          beta: 1, c: g, ldc: GH)
-                    recur_lstm_forward(Int64(B), Int64(H), g, l.cs.p + t * B * H,
-                                       l.cs.p + (t + 1) * B * H, l.tanhC.p + t * B * H, hNext)
-                case .gru:
-                    let gh = ghScratch.p
+                let g = gates + t * B * GH, gh = ghScratch.p
+                // The recurrent product, into the gates or (GRU) apart, on b_hh.
+                if kernels.separateRecurrentPart {
                     for b in 0..<B { (gh + b * GH).update(from: bhh, count: GH) }
-                    sgemm(m: B, n: GH, k: H, a: hPrev, lda: H, b: whhT, ldb: GH,
-                          beta: 1, c: gh, ldc: GH)
-                    recur_gru_forward(Int64(B), Int64(H), g, gh, hPrev, hNext, l.ghn.p + t * B * H)
+                    sgemm(m: B, n: GH, k: H, a: hPrev, lda: H, b: whhT, ldb: GH, beta: 1, c: gh, ldc: GH)
+                } else {
+                    sgemm(m: B, n: GH, k: H, a: hPrev, lda: H, b: whhT, ldb: GH, beta: 1, c: g, ldc: GH)
                 }
+                kernels.forward(B: B, H: H, gates: g, gh: gh, hPrev: hPrev, cPrev: l.cs.p + t * B * H, hNext: hNext,
+                                cNext: l.cs.p + (t + 1) * B * H, tanhC: l.tanhC.p + t * B * H, ghn: l.ghn.p + t * B * H)
             }
 
             // Output (N, H) → dropout → next layer's input or the head's input.

@@ -196,6 +196,7 @@ public final class Stepper: @unchecked Sendable {
         let GH = config.cell.gateCount * H
         let g = gates.p + r0 * GH
         let hNew = hNew.p + r0 * H
+        let kernels = CellKernels(config)
         for k in 0..<config.layers {
             let hk = state.h(layer: k) + r0 * H
             if k == 0 {
@@ -206,30 +207,23 @@ public final class Stepper: @unchecked Sendable {
             // Layer k > 0 takes the layer below's new h (already written back to the state);
             // its input and recurrent products share one pass: gates += x·W_ihᵀ, then += h·W_hhᵀ.
             let below: UnsafePointer<Float>? = k > 0 ? UnsafePointer(state.h(layer: k - 1) + r0 * H) : nil
-            switch config.cell {
-            case .rnn, .lstm:
-                if let below {
-                    product(pool, B, GH, H, below, weightIHT[k], H, hk, weightHHT[k], into: g)
-                } else {
-                    product(pool, B, GH, H, hk, weightHHT[k], into: g)
-                }
-                if config.cell == .rnn {
-                    recur_rnn_forward(Int64(B * H), g, hk, config.nonlinearity == .relu ? 1 : 0)
-                } else {
-                    let c = state.c(layer: k) + r0 * H
-                    let cNew = cNew.p + r0 * H
-                    recur_lstm_forward(Int64(B), Int64(H), g, c, cNew, tanhC.p + r0 * H, hNew)
-                    c.update(from: cNew, count: B * H)
-                    hk.update(from: hNew, count: B * H)
-                }
-            case .gru:
-                let gh = gh.p + r0 * GH
+            let gh = gh.p + r0 * GH, cNew = cNew.p + r0 * H
+            // The products: the recurrent one into the gates, or (GRU) apart, on b_hh.
+            if kernels.separateRecurrentPart {
                 if let below { product(pool, B, GH, H, below, weightIHT[k], into: g) }
                 for b in 0..<B { (gh + b * GH).update(from: biasHH[k].p, count: GH) }
                 product(pool, B, GH, H, hk, weightHHT[k], into: gh)
-                recur_gru_forward(Int64(B), Int64(H), g, gh, hk, hNew, ghn.p + r0 * H)
-                hk.update(from: hNew, count: B * H)
+            } else if let below {
+                product(pool, B, GH, H, below, weightIHT[k], H, hk, weightHHT[k], into: g)
+            } else {
+                product(pool, B, GH, H, hk, weightHHT[k], into: g)
             }
+            // The new state is written beside the old, then becomes the state.
+            let c = config.cell.stateVectors == 2 ? state.c(layer: k) + r0 * H : cNew
+            kernels.forward(B: B, H: H, gates: g, gh: gh, hPrev: hk, cPrev: c, hNext: hNew,
+                            cNext: cNew, tanhC: tanhC.p + r0 * H, ghn: ghn.p + r0 * H)
+            hk.update(from: hNew, count: B * H)
+            if config.cell.stateVectors == 2 { c.update(from: cNew, count: B * H) }
         }
         let top = UnsafePointer(state.h(layer: config.layers - 1) + r0 * H)
         let out = logits.p + r0 * V
