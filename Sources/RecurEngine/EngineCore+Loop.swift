@@ -123,6 +123,7 @@ extension EngineCore {
 
         lock.lock()
         if !rows.isEmpty {
+            if inline { stepsInline += 1 }
             let absorbed = commitRows()
             lock.unlock()
             recordStep(absorbed: absorbed)

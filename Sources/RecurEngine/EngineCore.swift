@@ -63,6 +63,8 @@ final class EngineCore: @unchecked Sendable {
     var steppingInline = false
     /// (lock) The engine thread is in a turn; no caller turns inline meanwhile.
     var engineTurning = false
+    /// (lock) Steps taken in inline turns, for `stats`.
+    var stepsInline = 0
     /// (lock) When the next idle-expiry sweep is due (uptime).
     var nextSweep: Double = 0
     /// (turning thread) Scratch of `turn`: completions and notices to deliver, streams to
@@ -418,6 +420,7 @@ final class EngineCore: @unchecked Sendable {
                                 tokensPerSecond: meter.rate(at: uptime), steps: stepsTaken,
                                 meanBatch: stepsTaken > 0 ? Double(rowsStepped) / Double(stepsTaken) : 0,
                                 uptime: uptime)
+        stats.stepsInline = stepsInline
         if let store {
             stats.storedStreams = store.storedStreamCount
             stats.streamsMovedToStore = streamsStored

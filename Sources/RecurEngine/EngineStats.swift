@@ -9,6 +9,9 @@ public struct EngineStats: Sendable, Equatable {
     public var tokensPerSecond: Double
     /// Batched steps taken (one matrix product per layer each).
     public var steps: Int
+    /// Of `steps`, those a caller took itself because its request was the engine's only work
+    /// (docs/ENGINE.md, "Inline turns").
+    public var stepsInline = 0
     /// Mean rows per step (absorbed tokens and predicted tokens alike).
     public var meanBatch: Double
     /// Seconds since `start()`.
