@@ -45,8 +45,8 @@ extension EngineCore {
         nextSweep = ProcessInfo.processInfo.systemUptime + options.sweepInterval
         while true {
             // Sleeps while there is nothing to do, and while a caller turns inline.
-            while phase == .running && (steppingInline || !hasWork) {
-                if steppingInline {
+            while phase == .running && (turner == .caller || !hasWork) {
+                if turner == .caller {
                     _ = lock.wait(until: Date(timeIntervalSinceNow: 1))
                     continue
                 }
@@ -55,12 +55,12 @@ extension EngineCore {
                 _ = lock.wait(until: Date(timeIntervalSinceNow: wait))
             }
             guard phase == .running else { break }
-            engineTurning = true
+            turner = .engineThread
             turn(inline: false)
-            engineTurning = false
+            turner = .nobody
         }
         // A caller stepping inline finishes its turn before the streams are stored and dropped.
-        while steppingInline { lock.wait() }
+        while turner == .caller { lock.wait() }
         var finished: [Finished] = []
         var notices: [(StreamNotice, [ClientID])] = []
         if let store {
@@ -88,11 +88,10 @@ extension EngineCore {
         !ready.isEmpty || !active.isEmpty || !pendingNotices.isEmpty || control.hasWork
     }
 
-    /// One turn of the stepping loop, on the engine thread or inline on a caller's (`stepInline`):
+    /// One turn of the stepping loop, on the engine thread or inline on a caller's (`turnInline`):
     /// control requests, the sweep when due, the quick jobs at the head of ready streams, one
     /// batched step of the active ones, and the completions and notices of all that. Called and
-    /// returns with the lock held; only one thread turns at a time (`steppingInline` keeps the
-    /// engine thread out while a caller does).
+    /// returns with the lock held; only one thread turns at a time (`turner`).
     private func turn(inline: Bool) {
         if takeControl(into: &turnCallbacks) {
             precondition(!inline, "an inline turn never takes control requests")
@@ -137,9 +136,8 @@ extension EngineCore {
     /// and the job will be at the head of its stream's queue. Claims the turns when so, before
     /// the job is queued, so that queuing it does not wake the engine thread. Under the lock.
     func claimInline(for record: StreamRecord) -> Bool {
-        guard options.inlineTurns > 0, phase == .running, !steppingInline, !engineTurning, record.jobs.isEmpty,
-              !hasWork else { return false }
-        steppingInline = true
+        guard options.inlineTurns > 0, phase == .running, turner == .nobody, record.jobs.isEmpty, !hasWork else { return false }
+        turner = .caller
         return true
     }
 
@@ -154,13 +152,13 @@ extension EngineCore {
     func turnInline() {
         lock.lock()
         defer { lock.unlock() }
-        precondition(steppingInline, "turnInline() without claimInline")
+        precondition(turner == .caller, "turnInline() without claimInline")
         for _ in 0..<options.inlineTurns {
             guard phase == .running, !control.hasWork else { break }
             turn(inline: true)
             if ready.isEmpty && active.isEmpty { break }
         }
-        steppingInline = false
+        turner = .nobody
         // What is left (a longer request, another client's, a control request), or a stop
         // waiting for this turn to end: the engine thread takes over.
         if hasWork || phase != .running { lock.broadcast() }

@@ -58,11 +58,16 @@ final class EngineCore: @unchecked Sendable {
     /// (lock) The stepping thread, for `shutdown` called on it.
     var enginePThread: pthread_t?
 
-    /// (lock) A caller runs the engine's turns (`claimInline`, `turnInline`); the engine
-    /// thread does not turn meanwhile.
-    var steppingInline = false
-    /// (lock) The engine thread is in a turn; no caller turns inline meanwhile.
-    var engineTurning = false
+    /// Who is in a turn of the stepping loop: one thread at a time (docs/ENGINE.md, "Inline turns").
+    enum Turner {
+        case nobody
+        /// The engine thread; no caller turns inline meanwhile.
+        case engineThread
+        /// A caller (`claimInline`, `turnInline`); the engine thread does not turn meanwhile.
+        case caller
+    }
+    /// (lock)
+    var turner = Turner.nobody
     /// (lock) Steps taken in inline turns, for `stats`.
     var stepsInline = 0
     /// (lock) When the next idle-expiry sweep is due (uptime).
@@ -379,7 +384,7 @@ final class EngineCore: @unchecked Sendable {
         record.needsAdvance = true
         ready.append(record)
         // A caller turning inline takes it, or wakes the engine thread when it stops.
-        if !steppingInline { lock.broadcast() }
+        if turner != .caller { lock.broadcast() }
     }
 
     // MARK: Quick reads (any thread)
