@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // Debian's OpenBLAS (libopenblas-dev), pthread flavour.
@@ -85,6 +87,21 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
+        // The cluster (`recurd --cluster postgres://...`): the state store in PostgreSQL, key-group
+        // leases fenced by epoch, and the mutual-TLS peer links that forward requests to owners.
+        .target(
+            name: "RecurCluster",
+            dependencies: [
+                "RecurEngine",
+                "RecurStore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ]
+        ),
         .target(
             name: "RecurServer",
             dependencies: [
@@ -122,6 +139,7 @@ let package = Package(
                 "RecurHTTP",
                 "RecurSocketPath",
                 "RecurStore",
+                "RecurCluster",
                 "RecurSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -189,7 +207,19 @@ let package = Package(
         ),
         .testTarget(
             name: "RecurStoreTests",
-            dependencies: ["RecurStore", "RecurEngine", "RecurCore", "RecurTestSupport", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["RecurStore", "RecurEngine", "RecurCore", "RecurTestSupport", "RecurStoreTestSupport",
+                           .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        // The stores' shared fixtures: tiny models and the offline reference.
+        .target(
+            name: "RecurStoreTestSupport",
+            dependencies: ["RecurCore", "RecurEngine", "RecurStore"],
+            path: "Tests/RecurStoreTestSupport"
+        ),
+        .testTarget(
+            name: "RecurClusterTests",
+            dependencies: ["RecurCluster", "RecurStore", "RecurEngine", "RecurCore", "RecurTestSupport", "RecurStoreTestSupport",
+                           .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "RecurServerTests",

@@ -73,6 +73,8 @@ extension EngineCore {
             }
         }
         failEverything(into: &finished)
+        let released = releases.map(\.done)
+        releases = []
         active.removeAll()
         rows.removeAll()
         swap(&notices, &pendingNotices)
@@ -81,6 +83,7 @@ extension EngineCore {
         lock.broadcast()
         lock.unlock()
         deliver(&finished, &notices, to: handler)
+        for done in released { done() }
     }
 
     /// Whether a turn has anything to do besides the sweep. Under the lock.
@@ -102,7 +105,7 @@ extension EngineCore {
         let now = Moment.now()
         if now.uptime >= nextSweep {
             sweep(at: now)
-            nextSweep = now.uptime + options.sweepInterval
+            nextSweep = now.uptime + (releases.isEmpty ? options.sweepInterval : Self.releasePollInterval)
         }
         swap(&turnAdvancing, &ready)
         for record in turnAdvancing {
@@ -191,6 +194,7 @@ extension EngineCore {
     /// Moves streams left over the bound to the store when it may have room again (`relieve`),
     /// and removes streams idle for longer than the timeout, telling their subscribers. Under the lock.
     private func sweep(at now: Moment) {
+        processReleases(into: &turnCallbacks)
         relieve(at: now)
         guard let timeout = options.idleTimeout else { return }
         for record in registry.idle(before: now.uptime - timeout)

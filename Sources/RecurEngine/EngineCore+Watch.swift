@@ -6,6 +6,7 @@ extension EngineCore {
         lock.lock()
         defer { lock.unlock() }
         guard phase == .idle || phase == .running else { throw .shuttingDown }
+        try checkServed(watch.stream)
         guard let record = registry[watch.stream] else { throw .unknownStream(watch.stream) }
         switch record.residency {
         case .resident, .storing:

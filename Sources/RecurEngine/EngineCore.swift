@@ -45,6 +45,7 @@ final class EngineCore: @unchecked Sendable {
     /// (lock) Streams moved to the store (eviction, expiry) and brought back, and moves the
     /// store could not take (the stream stayed in memory).
     var streamsStored = 0
+    var streamsReleased = 0
     var failedMovesToStore = 0
     /// (lock) Whether the store's last answer to a move was a failure, and the uptime before
     /// which the sweep does not try again (`relieve`).
@@ -72,6 +73,8 @@ final class EngineCore: @unchecked Sendable {
     var stepsInline = 0
     /// (lock) When the next idle-expiry sweep is due (uptime).
     var nextSweep: Double = 0
+    /// (lock) Streams to let go of (`release`), processed by the sweep until none is left.
+    var releases: [Release] = []
     /// (turning thread) Scratch of `turn`: completions and notices to deliver, streams to
     /// advance, control callbacks.
     var turnFinished: [Finished] = []
@@ -139,6 +142,7 @@ final class EngineCore: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         try checkAccepting()
+        try checkServed(name)
         let now = Moment.now()
         job.caller = caller(of: job.client)
         if let record = registry[name] {
@@ -192,6 +196,8 @@ final class EngineCore: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         try checkAccepting()
+        try checkServed(source)
+        try checkServed(target)
         let caller = caller(of: client)
         let now = Moment.now()
         let job = Job(.fork(.awaitingOwner(targetName: target)), client: client, completion: completion)
@@ -243,6 +249,12 @@ final class EngineCore: @unchecked Sendable {
 
     private func checkAccepting() throws(EngineError) {
         guard phase == .idle || phase == .running else { throw .shuttingDown }
+    }
+
+    /// Fails with `moved` when the store says this process does not serve `name` now (a
+    /// cluster node, for a stream of a key group it does not hold). Under the lock.
+    func checkServed(_ name: String) throws(EngineError) {
+        if let store, let refusal = store.refusal(for: name) { throw .moved(refusal) }
     }
 
     /// Only the stream's owner, root and the admin group may use it.
@@ -395,6 +407,7 @@ final class EngineCore: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         try checkAccepting()
+        try checkServed(name)
         if let record = registry[name] {
             switch record.residency {
             case .loading:
@@ -429,6 +442,7 @@ final class EngineCore: @unchecked Sendable {
         if let store {
             stats.storedStreams = store.storedStreamCount
             stats.streamsMovedToStore = streamsStored
+            stats.streamsReleased = streamsReleased
             stats.streamsRestored = streamsRestored
             stats.streamsOverBound = max(0, registry.count - options.maxResidentStreams)
             stats.failedMovesToStore = failedMovesToStore

@@ -22,12 +22,16 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
     case quotaExceeded(String)
     /// The engine is stopping or stopped; nothing more will be done.
     case shuttingDown
+    /// This process does not serve the stream now: a cluster node asked for a stream whose key
+    /// group another node owns, or one moving between nodes. Carries the sentence; retry (a
+    /// node forwards to the owner when it knows it).
+    case moved(String)
     /// The engine itself failed (today: the token log refused an append). Carries the sentence.
     case `internal`(String)
 
     /// What kind of failure this is, without its sentence.
     public enum Kind: Sendable, Hashable, CaseIterable {
-        case unknownStream, streamExists, busy, badValue, permissionDenied, quotaExceeded, shuttingDown, `internal`
+        case unknownStream, streamExists, busy, badValue, permissionDenied, quotaExceeded, shuttingDown, moved, `internal`
     }
 
     /// The case, without the sentence it carries.
@@ -40,6 +44,7 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
         case .permissionDenied: .permissionDenied
         case .quotaExceeded: .quotaExceeded
         case .shuttingDown: .shuttingDown
+        case .moved: .moved
         case .internal: .internal
         }
     }
@@ -52,7 +57,7 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
         case .streamExists(let name):
             "a stream named \(EngineError.quoted(name)) already exists; fork into a new name"
         case .busy(let message), .badValue(let message), .internal(let message),
-             .permissionDenied(let message), .quotaExceeded(let message):
+             .permissionDenied(let message), .quotaExceeded(let message), .moved(let message):
             message
         case .shuttingDown:
             "the engine is shutting down and accepts no more work"

@@ -21,6 +21,9 @@ public struct EngineStats: Sendable, Equatable {
     public var storedStreams: Int? = nil
     public var streamsMovedToStore = 0
     public var streamsRestored = 0
+    /// Streams dropped from memory without a checkpoint because another process serves them
+    /// now (a cluster node that lost a key group's lease), since start.
+    public var streamsReleased = 0
     /// With a store: resident streams beyond `EngineOptions.maxResidentStreams`, kept in memory
     /// because the store could not take them (a full disk), and such failed moves since start.
     public var streamsOverBound = 0

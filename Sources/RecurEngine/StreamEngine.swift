@@ -124,6 +124,16 @@ public final class StreamEngine: Sendable {
         _ = try result.get()
     }
 
+    /// Lets go of the streams whose names `matches` (a cluster node losing or handing off key
+    /// groups): each leaves memory once the requests queued on it are done, after a checkpoint
+    /// in the store when `save`. Returns when none is left in memory. The store must refuse new
+    /// requests for them meanwhile (`StreamStore.refusal(for:)`).
+    public func release(streamsWhere matches: @escaping @Sendable (String) -> Bool, save: Bool) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            core.release(.init(matches: matches, save: save, done: { continuation.resume() }))
+        }
+    }
+
     /// Drops the stream (after the requests queued before this one). Its other subscribers get
     /// an `.ended` notice.
     public func end(stream: String, client: ClientID) async throws(EngineError) {

@@ -6,15 +6,25 @@ import RecurEngine
 /// checkpoint was made under another model, the whole logged history replayed from the start.
 extension StateStore {
     /// One row of the token log: tokens[i] became the stream's token `offset + i + 1`.
-    struct LogRow {
-        var vocabulary: UInt64
-        var owner: UInt32
-        var offset: Int
-        var tokens: [Int32]
-        var pending: [UInt8]
+    package struct LogRow {
+        package var vocabulary: UInt64
+        package var owner: UInt32
+        package var offset: Int
+        package var tokens: [Int32]
+        package var pending: [UInt8]
         /// When the stream was created (seconds since 1970); nil in rows of schema 1.
-        var created: Double? = nil
+        package var created: Double? = nil
         var end: Int { offset + tokens.count }
+
+        /// Memberwise.
+        package init(vocabulary: UInt64, owner: UInt32, offset: Int, tokens: [Int32], pending: [UInt8], created: Double? = nil) {
+            self.vocabulary = vocabulary
+            self.owner = owner
+            self.offset = offset
+            self.tokens = tokens
+            self.pending = pending
+            self.created = created
+        }
     }
 
     /// The stored stream, nil when there is none. Every value read is checked (`StoredValue`):
@@ -58,8 +68,9 @@ extension StateStore {
                       created: try value("created").optionalTime())
     }
 
-    /// The decision, apart from SQLite so that it can be tested directly.
-    static func resolve(_ stream: String, checkpoint: StreamSnapshot?, log: [LogRow], fingerprint: ModelFingerprint) -> StoredStream {
+    /// The decision, apart from SQLite so that it can be tested directly (and shared with the
+    /// PostgreSQL store, which keeps the same log and checkpoints).
+    package static func resolve(_ stream: String, checkpoint: StreamSnapshot?, log: [LogRow], fingerprint: ModelFingerprint) -> StoredStream {
         let foreignTokens = log.contains { $0.vocabulary != fingerprint.vocabulary }
         if let checkpoint, !foreignTokens, checkpoint.vocabularyHash == fingerprint.vocabulary,
            checkpoint.offset == 0 || checkpoint.modelHash == fingerprint.model,
@@ -119,7 +130,7 @@ extension StateStore {
                               state: [], logProbs: [], pendingText: [])
     }
 
-    static func quoted(_ name: String) -> String {
+    package static func quoted(_ name: String) -> String {
         "'" + name.unicodeScalars.map { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) ? "\\u{\(String($0.value, radix: 16))}" : String($0) }.joined() + "'"
     }
 }

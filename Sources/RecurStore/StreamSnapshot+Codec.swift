@@ -32,7 +32,7 @@ extension StreamSnapshot {
     static let maxNameBytes = 1 << 16
     /// The largest offset a stored stream may claim (records and log rows): far beyond any
     /// real stream, and small enough that no arithmetic on it overflows.
-    static let maxOffset = Int(Int32.max) * 1024
+    package static let maxOffset = Int(Int32.max) * 1024
     static let maxFloats = 1 << 24
 
     /// The record's bytes.
@@ -186,14 +186,14 @@ enum CRC32 {
 }
 
 /// Token ids as stored in the log: int32, little-endian.
-enum TokenBlob {
-    static func encode(_ tokens: [Int32]) -> Data {
+package enum TokenBlob {
+    package static func encode(_ tokens: [Int32]) -> Data {
         var data = Data(capacity: 4 * tokens.count)
         for t in tokens { withUnsafeBytes(of: UInt32(bitPattern: t).littleEndian) { data.append(contentsOf: $0) } }
         return data
     }
 
-    static func decode(_ data: Data) throws(StoreError) -> [Int32] {
+    package static func decode(_ data: Data) throws(StoreError) -> [Int32] {
         guard data.count % 4 == 0 else { throw StoreError("a token log row holds \(data.count) bytes, not a whole number of tokens") }
         let bytes = [UInt8](data)
         return stride(from: 0, to: bytes.count, by: 4).map { i in

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import RecurCluster
 import RecurCore
 import RecurEngine
 import RecurHTTP
@@ -94,16 +95,31 @@ struct Recurd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Keep streams durably in this directory (created 0700 if missing): token log, checkpoints, evicted streams. It must be this user's, not a symlink and writable by no one else (docs/OPERATIONS.md, Security model). Without it streams live in memory only.", valueName: "dir"))
     var stateDir: String?
 
-    @Option(help: ArgumentHelp("With --state-dir: strict (fsync before acknowledging; survives power loss), batched (logged before acknowledging, fsync every --sync-interval; survives a crash or kill -9), off (no log; saved at eviction, expiry and graceful stop only) (default: strict).", valueName: "mode"))
+    @Option(help: ArgumentHelp("Join a cluster of recurd nodes sharing this PostgreSQL database (postgres://USER@HOST:PORT/DATABASE, or postgres://USER@/DATABASE?host=/socket/dir): streams are kept there instead of in --state-dir, each node serves the streams of the key groups it holds a lease on, and a request for another node's stream is refused with 'moved', naming the owner (docs/CLUSTER.md).", valueName: "url"))
+    var cluster: String?
+
+    @Option(help: ArgumentHelp("With --cluster: this node's name, unique in the cluster (default: the host name).", valueName: "name"))
+    var node: String?
+
+    @Option(help: ArgumentHelp("With --cluster: seconds a key-group lease lasts without renewal; a dead node's groups are taken over after this (renewed every third of it; default: \(LeaseKeeper.Options().ttl)).", valueName: "seconds"))
+    var leaseTtl: Double?
+
+    @Option(help: ArgumentHelp("With --cluster: key groups of a new cluster (fixed at its creation; later nodes use the cluster's; default: \(KeyGroups.defaultCount)).", valueName: "n"))
+    var keyGroups: Int?
+
+    @Option(help: ArgumentHelp("With --cluster: where clients reach this node, as other nodes name it in 'moved' errors and 'recur cluster status' shows it (default: the --socket path on this host).", valueName: "address"))
+    var advertise: String?
+
+    @Option(help: ArgumentHelp("With --state-dir or --cluster: strict (fsync before acknowledging; survives power loss), batched (logged before acknowledging, fsync every --sync-interval; survives a crash or kill -9), off (no log; saved at eviction, expiry and graceful stop only) (default: strict).", valueName: "mode"))
     var durability: Durability?
 
-    @Option(help: ArgumentHelp("With --state-dir: checkpoint a stream after this many tokens, which bounds what recovery replays per stream (default: \(EngineOptions().checkpointInterval)).", valueName: "tokens"))
+    @Option(help: ArgumentHelp("With --state-dir or --cluster: checkpoint a stream after this many tokens, which bounds what recovery replays per stream (default: \(EngineOptions().checkpointInterval)).", valueName: "tokens"))
     var checkpointInterval: Int?
 
     @Option(help: ArgumentHelp("With --durability batched (only): seconds between fsyncs of the log (default: 1).", valueName: "seconds"))
     var syncInterval: Double?
 
-    @Option(help: ArgumentHelp("With --state-dir: keep a stream's whole token log while it has absorbed at most this many tokens, so that a model change can rebuild it by replay (beyond, it is reset, with a notice); not with --durability off, which keeps no log (default: \(StateStore.Options().replayHistory)).", valueName: "tokens"))
+    @Option(help: ArgumentHelp("With --state-dir or --cluster: keep a stream's whole token log while it has absorbed at most this many tokens, so that a model change can rebuild it by replay (beyond, it is reset, with a notice); not with --durability off, which keeps no log (default: \(StateStore.Options().replayHistory)).", valueName: "tokens"))
     var replayHistory: Int?
 
     @Option(help: ArgumentHelp("Members of this group, like root, see and may use every user's streams and are exempt from the per-user limits.", valueName: "group"))
@@ -181,11 +197,31 @@ struct Recurd: AsyncParsableCommand {
         if maxStreams < 1 {
             throw ValidationError("--max-streams must be at least 1, got \(maxStreams)")
         }
-        if stateDir == nil {
+        if cluster != nil {
+            if stateDir != nil { throw ValidationError("--cluster keeps streams in PostgreSQL; it cannot be combined with --state-dir") }
+            if durability == .off { throw ValidationError("--cluster needs the token log: --durability off would lose a dead node's streams; use strict or batched") }
+            if syncInterval != nil { throw ValidationError("--sync-interval applies to --state-dir only: with --cluster, --durability batched leaves flushing to PostgreSQL (synchronous_commit off)") }
+            if stdin { throw ValidationError("--cluster serves socket clients; it cannot be combined with --stdin") }
+            if let leaseTtl, !(leaseTtl >= 0.5 && leaseTtl <= 3600) {
+                throw ValidationError("--lease-ttl must be between 0.5 and 3600 seconds, got \(leaseTtl)")
+            }
+            if let keyGroups, !(1...65536).contains(keyGroups) {
+                throw ValidationError("--key-groups must be in 1...65536, got \(keyGroups)")
+            }
+            if let node, node.isEmpty || node.utf8.count > 128 || node.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+                throw ValidationError("--node must be 1 to 128 bytes without control characters")
+            }
+            do { _ = try ClusterDatabase(url: cluster!) } catch { throw ValidationError("--cluster: \(error)") }
+        } else {
+            let given: [(String, Bool)] = [("--node", node != nil), ("--lease-ttl", leaseTtl != nil),
+                                           ("--key-groups", keyGroups != nil), ("--advertise", advertise != nil)]
+            if let (flag, _) = given.first(where: \.1) { throw ValidationError("\(flag) applies to cluster nodes only; add --cluster URL") }
+        }
+        if stateDir == nil && cluster == nil {
             let given: [(String, Bool)] = [("--durability", durability != nil), ("--checkpoint-interval", checkpointInterval != nil),
                                            ("--sync-interval", syncInterval != nil), ("--replay-history", replayHistory != nil)]
             if let (flag, _) = given.first(where: \.1) {
-                throw ValidationError("\(flag) applies to durable streams only; add --state-dir DIR")
+                throw ValidationError("\(flag) applies to durable streams only; add --state-dir DIR (or --cluster URL)")
             }
         }
         if let stateDir, stateDir.isEmpty { throw ValidationError("--state-dir must name a directory") }
@@ -339,9 +375,10 @@ struct Recurd: AsyncParsableCommand {
         return options
     }
 
-    /// Opens the SQLite state store in `--state-dir` for `model` (nil without the flag) and logs
-    /// what it holds.
-    func openStore(for model: Model, options: StateStore.Options, logger: Logger) throws -> StateStore? {
+    /// Opens the cluster's PostgreSQL store (`--cluster`) or the SQLite state store in
+    /// `--state-dir` for `model` (nil with neither) and logs what it holds.
+    func openStore(for model: Model, options: StateStore.Options, logger: Logger) throws -> (any DaemonStateStore)? {
+        if cluster != nil { return try openClusterStore(for: model, options: options, logger: logger) }
         guard let directory = stateDir else { return nil }
         let fingerprint = ModelFingerprint(of: model)
         let store: StateStore
@@ -402,6 +439,9 @@ struct Recurd: AsyncParsableCommand {
             observer.afterReady = { [pendingStop] in if let signal = pendingStop() { raise(signal) } }
             try configuration.validate()
             let store = try openStore(for: loaded, options: storeOptions, logger: logger)
+            if let clusterStore = store as? PostgresStateStore {
+                observer.cluster = clusterMembership(store: clusterStore, logger: logger)
+            }
             try await runDaemon(configuration: configuration, model: loaded, store: store, logger: logger, observer: observer)
         } catch let error as RecurdError {
             throw error

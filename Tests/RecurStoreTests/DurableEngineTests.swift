@@ -3,6 +3,7 @@ import GRDB
 import RecurCore
 import RecurEngine
 import RecurStore
+import RecurStoreTestSupport
 import RecurTestSupport
 import XCTest
 

@@ -2,6 +2,7 @@ import Foundation
 import RecurCore
 import RecurEngine
 import RecurStore
+import RecurStoreTestSupport
 import XCTest
 
 /// A full disk (SQLite's max_page_count) never makes a stream vanish: one that cannot be

@@ -2,6 +2,7 @@ import Foundation
 import RecurCore
 import RecurEngine
 import RecurStore
+import RecurStoreTestSupport
 import XCTest
 
 /// Another user's request on a stream in the store is refused before it changes anything: no

@@ -2,6 +2,7 @@ import Foundation
 import RecurCore
 import RecurEngine
 import RecurStore
+import RecurStoreTestSupport
 import XCTest
 
 /// With a store, the resident bound holds however many streams are created, and nothing is lost.

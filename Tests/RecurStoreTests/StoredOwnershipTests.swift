@@ -2,6 +2,7 @@ import Foundation
 import RecurCore
 import RecurEngine
 import RecurStore
+import RecurStoreTestSupport
 import XCTest
 
 /// A stream keeps its owner in the store: after eviction or a restart another user still gets

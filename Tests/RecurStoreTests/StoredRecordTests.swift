@@ -3,6 +3,7 @@ import GRDB
 import RecurCore
 import RecurEngine
 @testable import RecurStore
+import RecurStoreTestSupport
 import XCTest
 
 /// The store reads its database as untrusted input: malformed values fail their stream with a

@@ -45,6 +45,16 @@ public protocol StreamStore: AnyObject, Sendable {
     /// The model serving from now on (a reload): stored states are judged by these hashes.
     func modelChanged(to fingerprint: ModelFingerprint)
 
+    /// nil when this process serves `stream` now; otherwise why not, as a sentence for the
+    /// client (a cluster node serves only the streams of the key groups it holds). Asked under
+    /// the engine's lock before any request touches the stream: answered from memory.
+    func refusal(for stream: String) -> String?
+
     /// The stored stream, or nil if there is none. Reads happen off the engine's lock.
     func load(stream: String, completion: @escaping @Sendable (Result<StoredStream?, any Error>) -> Void)
+}
+
+extension StreamStore {
+    /// A store of one process serves every stream.
+    public func refusal(for stream: String) -> String? { nil }
 }

@@ -25,6 +25,9 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case quotaExceeded = "quota_exceeded"
     /// The daemon is shutting down and takes no more work.
     case shuttingDown = "shutting_down"
+    /// A cluster node does not serve the stream now (its key group is owned by another node,
+    /// or moving) and could not forward the request; retry, here or at another node.
+    case moved
     /// recurd runs (under systemd, keeping its socket) but could not load its model; the
     /// connection is closed. Retry later: it serves as soon as a good model is installed.
     case modelUnavailable = "model_unavailable"
@@ -43,6 +46,7 @@ extension ErrorCode {
         case .permissionDenied: .permissionDenied
         case .quotaExceeded: .quotaExceeded
         case .shuttingDown: .shuttingDown
+        case .moved: .moved
         case .internal: .internal
         }
     }

@@ -4,29 +4,30 @@ import RecurEngine
 import RecurStore
 import XCTest
 
-/// Tiny models, temporary state directories and the offline reference for the store's tests.
-enum StoreFixtures {
-    static let alphabet = "abcdefghij klmnop\n.,é漢€😀ß"
+/// Tiny models, temporary state directories and the offline reference for the tests of both
+/// stores (RecurStoreTests, RecurClusterTests).
+public enum StoreFixtures {
+    public static let alphabet = "abcdefghij klmnop\n.,é漢€😀ß"
 
-    static func vocabulary() -> Vocabulary {
+    public static func vocabulary() -> Vocabulary {
         try! Vocabulary.build(kind: .char, corpus: alphabet, unknownPolicy: .error)
     }
 
-    static func model(hidden: Int = 16, seed: UInt64 = 7, vocabulary: Vocabulary = vocabulary()) -> Model {
+    public static func model(hidden: Int = 16, seed: UInt64 = 7, vocabulary: Vocabulary = vocabulary()) -> Model {
         let config = ModelConfig(cell: .lstm, vocabularySize: vocabulary.count, hiddenSize: hidden, layers: 2, embeddingSize: 8)
         return Model.random(config: config, vocabulary: vocabulary, seed: seed)
     }
 
     /// A fresh directory under the temporary directory, removed after the test; the state
     /// directory itself is `DIR/state` (not created, so the store creates it).
-    static func stateDirectory(_ test: XCTestCase) throws -> String {
+    public static func stateDirectory(_ test: XCTestCase) throws -> String {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("recur-store-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
         test.addTeardownBlock { try? FileManager.default.removeItem(at: base) }
         return base.appendingPathComponent("state").path
     }
 
-    static func store(_ directory: String, _ model: Model, durability: Durability = .strict,
+    public static func store(_ directory: String, _ model: Model, durability: Durability = .strict,
                       replayHistory: Int = 10_000) throws -> StateStore {
         var options = StateStore.Options()
         options.durability = durability
@@ -35,13 +36,13 @@ enum StoreFixtures {
         return try StateStore(directory: directory, fingerprint: ModelFingerprint(of: model), options: options)
     }
 
-    static func tokens(_ text: String, _ model: Model) -> [Int32] {
+    public static func tokens(_ text: String, _ model: Model) -> [Int32] {
         try! Tokenizer(model.vocabulary).encode(text)
     }
 
     /// What `recur eval --per-token` computes after `tokens`: the logprob of each next token
     /// candidate, i.e. the log-softmax after the last one.
-    static func offlineLogProbs(_ model: Model, _ tokens: [Int32]) -> [Float] {
+    public static func offlineLogProbs(_ model: Model, _ tokens: [Int32]) -> [Float] {
         let stepper = Stepper(model: model, maxBatch: 1)
         let state = StateBatch(config: model.config, batch: 1)
         let V = model.config.vocabularySize
@@ -55,7 +56,7 @@ enum StoreFixtures {
 
     /// Feeds `next` to the stream and checks its event against the offline computation over
     /// `tokens + [next]`: the logprob the stream gave `next` and the top-5 after it, bit for bit.
-    static func assertContinuationEqualsOffline(_ engine: StreamEngine, stream: String, tokens: [Int32], next: Int32,
+    public static func assertContinuationEqualsOffline(_ engine: StreamEngine, stream: String, tokens: [Int32], next: Int32,
                                                 model: Model, file: StaticString = #filePath, line: UInt = #line) async throws {
         let events = try await engine.feed(stream: stream, tokens: [next], topK: 5, client: 1)
         let before = offlineLogProbs(model, tokens)
