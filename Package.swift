@@ -94,6 +94,7 @@ let package = Package(
             dependencies: [
                 "RecurEngine",
                 "RecurStore",
+                "RecurServer",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -12,12 +12,12 @@ enum ClusterSchema {
         CREATE TABLE IF NOT EXISTS recur_meta(key text PRIMARY KEY, value bigint NOT NULL);
         CREATE TABLE IF NOT EXISTS recur_checkpoint(
             stream text PRIMARY KEY, grp integer NOT NULL, model bigint NOT NULL, vocabulary bigint NOT NULL,
-            "offset" bigint NOT NULL, record bytea NOT NULL);
+            "offset" bigint NOT NULL, record bytea NOT NULL, node text);
         CREATE INDEX IF NOT EXISTS recur_checkpoint_by_group ON recur_checkpoint(grp);
         CREATE TABLE IF NOT EXISTS recur_log(
             id bigserial PRIMARY KEY, stream text NOT NULL, grp integer NOT NULL, vocabulary bigint NOT NULL,
             owner bigint NOT NULL, "offset" bigint NOT NULL, end_offset bigint NOT NULL, tokens bytea NOT NULL,
-            pending bytea NOT NULL, created double precision);
+            pending bytea NOT NULL, created double precision, node text);
         CREATE INDEX IF NOT EXISTS recur_log_by_stream ON recur_log(stream, id);
         CREATE INDEX IF NOT EXISTS recur_log_by_group ON recur_log(grp);
         CREATE TABLE IF NOT EXISTS recur_node(
@@ -28,7 +28,7 @@ enum ClusterSchema {
             expires timestamptz NOT NULL DEFAULT 'epoch', acquired timestamptz);
         """
 
-    /// The group commit: applies a batch of operations in order, in the caller's transaction,
+    /// The group commit (`p_node` is also the node column of private streams, group -1): applies a batch of operations in order, in the caller's transaction,
     /// after checking that `p_node` holds each group it writes at the epoch it believes
     /// (Temporal's range-id fence). The lease rows stay share-locked to the end of the
     /// transaction, so a takeover (which bumps the epoch) waits for the batch or comes before
@@ -57,15 +57,16 @@ enum ClusterSchema {
                         DELETE FROM recur_log WHERE stream = p_stream[i];
                         DELETE FROM recur_checkpoint WHERE stream = p_stream[i];
                     END IF;
-                    INSERT INTO recur_log(stream, grp, vocabulary, owner, "offset", end_offset, tokens, pending, created)
+                    INSERT INTO recur_log(stream, grp, vocabulary, owner, "offset", end_offset, tokens, pending, created, node)
                         VALUES (p_stream[i], p_grp[i], p_vocabulary[i], p_owner[i], p_offset[i], p_end[i], p_tokens[i],
-                                p_pending[i], p_created[i]);
+                                p_pending[i], p_created[i], CASE WHEN p_grp[i] < 0 THEN p_node END);
                 ELSIF p_kind[i] = 'checkpoint' OR p_kind[i] = 'rebase' THEN
                     IF p_kind[i] = 'rebase' THEN
                         DELETE FROM recur_log WHERE stream = p_stream[i];
                     END IF;
-                    INSERT INTO recur_checkpoint(stream, grp, model, vocabulary, "offset", record)
-                        VALUES (p_stream[i], p_grp[i], p_model[i], p_vocabulary[i], p_offset[i], p_record[i])
+                    INSERT INTO recur_checkpoint(stream, grp, model, vocabulary, "offset", record, node)
+                        VALUES (p_stream[i], p_grp[i], p_model[i], p_vocabulary[i], p_offset[i], p_record[i],
+                                CASE WHEN p_grp[i] < 0 THEN p_node END)
                         ON CONFLICT (stream) DO UPDATE SET grp = excluded.grp, model = excluded.model,
                             vocabulary = excluded.vocabulary, "offset" = excluded."offset", record = excluded.record;
                     IF p_kind[i] = 'checkpoint' THEN
@@ -75,8 +76,9 @@ enum ClusterSchema {
                             DELETE FROM recur_log WHERE stream = p_stream[i] AND end_offset <= p_offset[i];
                         END IF;
                     ELSIF p_source[i] <> '' AND p_offset[i] <= p_history THEN
-                        INSERT INTO recur_log(stream, grp, vocabulary, owner, "offset", end_offset, tokens, pending, created)
-                            SELECT p_stream[i], p_grp[i], vocabulary, p_owner[i], "offset", end_offset, tokens, pending, p_created[i]
+                        INSERT INTO recur_log(stream, grp, vocabulary, owner, "offset", end_offset, tokens, pending, created, node)
+                            SELECT p_stream[i], p_grp[i], vocabulary, p_owner[i], "offset", end_offset, tokens, pending, p_created[i],
+                                   CASE WHEN p_grp[i] < 0 THEN p_node END
                             FROM recur_log WHERE stream = p_source[i] AND end_offset <= p_offset[i] ORDER BY id;
                     END IF;
                 ELSIF p_kind[i] = 'end' THEN

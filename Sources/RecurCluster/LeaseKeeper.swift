@@ -37,6 +37,12 @@ public final class LeaseKeeper: @unchecked Sendable {
         public var serving = false
     }
 
+    /// A place for a keeper made on another thread.
+    public final class Box: @unchecked Sendable {
+        public var value: LeaseKeeper?
+        public init() {}
+    }
+
     public let store: PostgresStateStore
     let engine: StreamEngine
     public let options: Options
@@ -181,21 +187,21 @@ public final class LeaseKeeper: @unchecked Sendable {
                 logger.warning("lost the lease of \(lost.count) key groups to another node; their streams are dropped from memory")
                 drop(lost)
             }
-            var live: [String: String] = [:]
+            var live: [String: (client: String, peer: String)] = [:]
             for row in try link.run("""
-                SELECT node, client_address FROM recur_node
+                SELECT node, client_address, peer_address FROM recur_node
                 WHERE heartbeat > now() - make_interval(secs => \(ttl)) AND NOT leaving
                 """) {
-                let (node, address) = try row.decode((String, String).self)
-                live[node] = address
+                let (node, address, peer) = try row.decode((String, String, String).self)
+                live[node] = (address, peer)
             }
-            live[store.node] = options.clientAddress
-            var owners: [Int: (node: String, address: String)] = [:]
+            live[store.node] = (options.clientAddress, options.peerAddress)
+            var owners: [Int: PostgresStateStore.Owner] = [:]
             var liveOwned = Set<Int>()
             for row in try link.run("SELECT grp, node FROM recur_lease WHERE node IS NOT NULL AND expires > now()") {
                 let (g, node) = try row.decode((Int32, String).self)
                 guard node != store.node else { continue }
-                owners[Int(g)] = (node, live[node] ?? "leaving")
+                owners[Int(g)] = .init(node: node, address: live[node]?.client ?? "leaving", peer: live[node]?.peer ?? "")
                 liveOwned.insert(Int(g))
             }
             store.learnOwners(owners)

@@ -20,6 +20,7 @@ extension PostgresStateStore {
             for (i, operation) in batch.enumerated() {
                 guard let stream = operation.stream else { continue }
                 let g = group(of: stream)
+                if g < 0 { continue }  // private: this node's alone
                 if let epoch = held[g] { epochs[g] = epoch } else { fencedHere.append(i) }
             }
             lock.unlock()
@@ -53,7 +54,9 @@ extension PostgresStateStore {
                 if !fenced && consecutiveFailures <= Self.checkpointRetries {
                     retry = writes.filter { if case .checkpoint(_, _, nil) = $0 { true } else { false } }
                 }
-                for case .end(let stream, true, _) in writes where held[group(of: stream)] != nil { names.insert(stream) }
+                for case .end(let stream, true, _) in writes where group(of: stream) < 0 || held[group(of: stream)] != nil {
+                    names.insert(stream)
+                }
             } else {
                 consecutiveFailures = 0
                 statistics.operations += writes.count

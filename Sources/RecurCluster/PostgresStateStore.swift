@@ -59,7 +59,15 @@ public final class PostgresStateStore: DaemonStateStore, @unchecked Sendable {
     var leaving: Set<Int> = []
     /// (lock) Who holds the groups this node does not (node name, its client address), for
     /// the refusal's sentence and for forwarding; filled by the lease keeper.
-    var owners: [Int: (node: String, address: String)] = [:]
+    var owners: [Int: Owner] = [:]
+    /// Another node, as this one knows it from the lease and node tables.
+    struct Owner: Sendable {
+        var node: String
+        /// Where its clients connect (for messages).
+        var address: String
+        /// Its peer listener, HOST:PORT; empty when it has none.
+        var peer: String
+    }
     /// (lock) The serving model's hashes.
     var fingerprint: ModelFingerprint
     var queue: [Operation] = []
@@ -123,6 +131,14 @@ public final class PostgresStateStore: DaemonStateStore, @unchecked Sendable {
         commitLatency = Timer(label: StoreMetricNames.commitLatency, factory: options.metricsFactory)
         writtenBytes = Counter(label: StoreMetricNames.writtenBytes, factory: options.metricsFactory)
         groupCount = try Self.migrate(writer, groups: groups)
+        do {
+            // This node's private streams from an earlier life (recurd discards those of
+            // connections that are gone, as with SQLite).
+            let rows = try writer.run("SELECT stream FROM recur_checkpoint WHERE node = \(node) UNION SELECT stream FROM recur_log WHERE node = \(node)")
+            for row in rows { names.insert(try row.decode(String.self)) }
+        } catch {
+            throw ClusterError("cannot read this node's private streams: \(PostgresLink.describe(error))")
+        }
         let thread = Thread { [self] in writerLoop() }
         thread.name = "recur-cluster-store"
         thread.start()
@@ -167,7 +183,13 @@ public final class PostgresStateStore: DaemonStateStore, @unchecked Sendable {
         return count
     }
 
-    public func group(of stream: String) -> Int { KeyGroups.group(of: stream, count: groupCount) }
+    /// The key group of `stream`; -1 for a private stream (a connection's own, named "~…"),
+    /// which lives and dies with its connection on this node: never routed, never fenced, and
+    /// kept apart by its node (`recur_log.node`).
+    public func group(of stream: String) -> Int {
+        stream.hasPrefix(Self.privatePrefix) ? -1 : KeyGroups.group(of: stream, count: groupCount)
+    }
+    static let privatePrefix = "~"
 
     // MARK: Groups (the lease keeper's side)
 
@@ -222,7 +244,7 @@ public final class PostgresStateStore: DaemonStateStore, @unchecked Sendable {
     }
 
     /// Who holds each group this node does not (from the lease table).
-    func learnOwners(_ map: [Int: (node: String, address: String)]) {
+    func learnOwners(_ map: [Int: Owner]) {
         lock.withLock { owners = map }
     }
 
@@ -233,10 +255,18 @@ public final class PostgresStateStore: DaemonStateStore, @unchecked Sendable {
         done.wait()
     }
 
+    /// The node that serves `stream` now, when another one does and has a peer listener.
+    func peerOwner(of stream: String) -> Owner? {
+        let g = group(of: stream)
+        guard g >= 0 else { return nil }
+        return lock.withLock { owners[g] }.flatMap { $0.peer.isEmpty ? nil : $0 }
+    }
+
     // MARK: StreamStore
 
     public func refusal(for stream: String) -> String? {
         let g = group(of: stream)
+        if g < 0 { return nil }
         lock.lock()
         defer { lock.unlock() }
         if held[g] != nil && !leaving.contains(g) { return nil }

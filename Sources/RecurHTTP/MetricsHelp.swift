@@ -13,6 +13,7 @@ enum MetricsHelp {
         ServerMetricNames.errors: "Error replies sent, by error code.",
         ServerMetricNames.feedLatency: "Seconds from serving a feed request (its line read) to its done reply written.",
         ServerMetricNames.connectionsRefused: "Socket connections refused (connection limit reached, peer unknown).",
+        ServerMetricNames.forwards: "Requests a cluster node forwarded to the node serving their stream.",
         StoreMetricNames.commitLatency: "Seconds one state-store group commit took.",
         StoreMetricNames.writtenBytes: "Bytes of records written to the state store (token log, held text, checkpoints).",
         RecurdMetrics.Name.streamsResident: "Streams held in memory.",

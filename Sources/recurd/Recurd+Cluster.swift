@@ -34,17 +34,60 @@ extension Recurd {
         }
     }
 
-    /// The service that keeps this node's leases while the daemon runs.
-    func clusterMembership(store: PostgresStateStore, logger: Logger) -> @Sendable (DaemonHandle) -> any Service {
+    /// The services of a cluster node: its peer listener (with `--peer-listen`, which also
+    /// makes this node forward requests: `configuration.forwarder`) and its membership, which
+    /// keeps its leases. The peer listener comes first: services stop in reverse order, so at
+    /// a graceful stop the node hands its groups off while it still serves forwarded requests.
+    func clusterServices(store: PostgresStateStore, configuration: inout RecurdConfiguration,
+                         logger: Logger) throws -> @Sendable (DaemonHandle) -> [any Service] {
         var options = LeaseKeeper.Options()
         if let leaseTtl { options.ttl = leaseTtl }
         options.clientAddress = advertise ?? socket.map { "unix:\($0)@\(ProcessInfo.processInfo.hostName)" } ?? ""
-        options.peerAddress = options.clientAddress
-        let database = try! ClusterDatabase(url: cluster!)  // validated
-        return { [options] daemon in
-            ClusterMembership(keeper: LeaseKeeper(store: store, engine: daemon.engine, database: database,
-                                                  options: options, logger: logger), logger: logger)
+        let database = try ClusterDatabase(url: cluster!)
+        let bound = PeerBinding()
+        var peer: (host: String, port: Int, tls: PeerTLS)?
+        if let peerListen, let (host, port) = ClusterForwarder.split(peerListen) {
+            let tls = try PeerTLS(certificate: peerCert!, key: peerKey!, ca: peerCa!)
+            configuration.forwarder = ClusterForwarder(store: store, tls: tls)
+            peer = (host, port, tls)
         }
+        let advertised = peerAdvertise
+        let daemonConfiguration = configuration
+        return { [options, peer] daemon in
+            var services: [any Service] = []
+            if let peer, let forwarder = daemonConfiguration.forwarder {
+                services.append(PeerServer(engine: daemon.engine, configuration: daemonConfiguration, forwarder: forwarder,
+                                           host: peer.host, port: peer.port, logger: logger) { host, port in
+                    bound.set(advertised ?? (host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"))
+                })
+            } else {
+                bound.set("")
+            }
+            services.append(ClusterMembership(store: store, engine: daemon.engine, database: database, options: options,
+                                              peerAddress: bound, logger: logger))
+            return services
+        }
+    }
+}
+
+/// The peer listener's address once it is bound (the port is known only then, when 0 was asked).
+final class PeerBinding: @unchecked Sendable {
+    private let lock = NSCondition()
+    private var address: String?
+
+    func set(_ value: String) {
+        lock.lock()
+        address = value
+        lock.broadcast()
+        lock.unlock()
+    }
+
+    /// Blocks until set.
+    func wait() -> String {
+        lock.lock()
+        defer { lock.unlock() }
+        while address == nil { lock.wait() }
+        return address!
     }
 }
 
@@ -52,15 +95,26 @@ extension Recurd {
 /// and at a graceful stop (SIGTERM) hands every group off, checkpointed, before the socket
 /// server and the engine stop (services stop in reverse order: this one before them).
 struct ClusterMembership: Service {
-    let keeper: LeaseKeeper
+    let store: PostgresStateStore
+    let engine: StreamEngine
+    let database: ClusterDatabase
+    let options: LeaseKeeper.Options
+    let peerAddress: PeerBinding
     let logger: Logger
 
     func run() async throws {
-        try await blocking { try keeper.start() }
-        logger.info("cluster node serving \(keeper.store.heldGroups.count) of \(keeper.store.groupCount) key groups")
+        let keeper = LeaseKeeper.Box()
+        try await blocking { [self] in
+            var options = options
+            options.peerAddress = peerAddress.wait()
+            keeper.value = LeaseKeeper(store: store, engine: engine, database: database, options: options, logger: logger)
+            try keeper.value!.start()
+        }
+        let keeperValue = keeper.value!
+        logger.info("cluster node serving \(store.heldGroups.count) of \(store.groupCount) key groups")
         try? await gracefulShutdown()
-        logger.info("leaving the cluster: handing off \(keeper.store.heldGroups.count) key groups")
-        try await blocking { keeper.leave() }
+        logger.info("leaving the cluster: handing off \(store.heldGroups.count) key groups")
+        try await blocking { keeperValue.leave() }
     }
 
     /// Runs `body` on a thread of its own (it blocks on PostgreSQL).

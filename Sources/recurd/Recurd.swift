@@ -107,6 +107,21 @@ struct Recurd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("With --cluster: key groups of a new cluster (fixed at its creation; later nodes use the cluster's; default: \(KeyGroups.defaultCount)).", valueName: "n"))
     var keyGroups: Int?
 
+    @Option(help: ArgumentHelp("With --cluster: accept requests forwarded by other nodes at HOST:PORT (port 0 takes a free one, logged as 'peer links listening on ADDRESS'), over mutual TLS with --peer-cert, --peer-key and --peer-ca; this node then forwards requests for other nodes' streams too. Without it, such requests are refused with 'moved'.", valueName: "host:port"))
+    var peerListen: String?
+
+    @Option(help: ArgumentHelp("With --peer-listen: the HOST:PORT other nodes connect to (default: the listening address; give it when listening on 0.0.0.0 or behind NAT).", valueName: "host:port"))
+    var peerAdvertise: String?
+
+    @Option(help: ArgumentHelp("With --peer-listen: this node's certificate (PEM), signed by the cluster's CA.", valueName: "path"))
+    var peerCert: String?
+
+    @Option(help: ArgumentHelp("With --peer-listen: the private key of --peer-cert (PEM).", valueName: "path"))
+    var peerKey: String?
+
+    @Option(help: ArgumentHelp("With --peer-listen: the cluster's CA certificate (PEM); only peers whose certificate it signed are served or trusted.", valueName: "path"))
+    var peerCa: String?
+
     @Option(help: ArgumentHelp("With --cluster: where clients reach this node, as other nodes name it in 'moved' errors and 'recur cluster status' shows it (default: the --socket path on this host).", valueName: "address"))
     var advertise: String?
 
@@ -212,9 +227,24 @@ struct Recurd: AsyncParsableCommand {
                 throw ValidationError("--node must be 1 to 128 bytes without control characters")
             }
             do { _ = try ClusterDatabase(url: cluster!) } catch { throw ValidationError("--cluster: \(error)") }
+            if let peerListen {
+                guard ClusterForwarder.split(peerListen) != nil else { throw ValidationError("--peer-listen takes HOST:PORT, not '\(peerListen)'") }
+                let missing = [("--peer-cert", peerCert), ("--peer-key", peerKey), ("--peer-ca", peerCa)].filter { $0.1 == nil }.map(\.0)
+                if !missing.isEmpty {
+                    throw ValidationError("--peer-listen needs \(missing.joined(separator: ", ")): peer links are mutual TLS, never in the clear")
+                }
+                if let peerAdvertise, ClusterForwarder.split(peerAdvertise) == nil {
+                    throw ValidationError("--peer-advertise takes HOST:PORT, not '\(peerAdvertise)'")
+                }
+            } else if let (flag, _) = [("--peer-advertise", peerAdvertise), ("--peer-cert", peerCert), ("--peer-key", peerKey),
+                                       ("--peer-ca", peerCa)].first(where: { $0.1 != nil }) {
+                throw ValidationError("\(flag) applies to peer links only; add --peer-listen HOST:PORT")
+            }
         } else {
             let given: [(String, Bool)] = [("--node", node != nil), ("--lease-ttl", leaseTtl != nil),
-                                           ("--key-groups", keyGroups != nil), ("--advertise", advertise != nil)]
+                                           ("--key-groups", keyGroups != nil), ("--advertise", advertise != nil),
+                                           ("--peer-listen", peerListen != nil), ("--peer-advertise", peerAdvertise != nil),
+                                           ("--peer-cert", peerCert != nil), ("--peer-key", peerKey != nil), ("--peer-ca", peerCa != nil)]
             if let (flag, _) = given.first(where: \.1) { throw ValidationError("\(flag) applies to cluster nodes only; add --cluster URL") }
         }
         if stateDir == nil && cluster == nil {
@@ -440,7 +470,7 @@ struct Recurd: AsyncParsableCommand {
             try configuration.validate()
             let store = try openStore(for: loaded, options: storeOptions, logger: logger)
             if let clusterStore = store as? PostgresStateStore {
-                observer.cluster = clusterMembership(store: clusterStore, logger: logger)
+                observer.cluster = try clusterServices(store: clusterStore, configuration: &configuration, logger: logger)
             }
             try await runDaemon(configuration: configuration, model: loaded, store: store, logger: logger, observer: observer)
         } catch let error as RecurdError {

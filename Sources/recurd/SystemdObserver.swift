@@ -23,7 +23,7 @@ struct SystemdObserver: DaemonObserver {
     /// `--http` (or recurd-http.socket): where to serve /metrics, and the registry it shows.
     var http: (address: HTTPAddress, metrics: RecurdMetrics, view: ViewAccess?)?
     /// With --cluster: the node's membership (leases), as a service.
-    var cluster: (@Sendable (DaemonHandle) -> any Service)?
+    var cluster: (@Sendable (DaemonHandle) -> [any Service])?
     /// Called once the daemon is ready (after READY=1 is sent).
     var afterReady: @Sendable () -> Void = {}
 
@@ -50,7 +50,7 @@ struct SystemdObserver: DaemonObserver {
         if let hangEngineAfter {
             services.append(EngineHangForTesting(daemon: daemon, after: hangEngineAfter, logger: logger))
         }
-        if let cluster { services.append(cluster(daemon)) }
+        if let cluster { services += cluster(daemon) }
         if let http {
             services.append(HTTPService(address: http.address, metrics: http.metrics, daemon: daemon, view: http.view, logger: logger))
         }

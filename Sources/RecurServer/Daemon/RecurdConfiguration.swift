@@ -60,6 +60,9 @@ public struct RecurdConfiguration: Sendable {
     public var stateDirectory: String? = nil
     /// The live view's tokens (`recurd --http`); nil: no HTTP surface, and `view` says so.
     public var view: ViewAccess? = nil
+    /// A cluster node's way to the owners of streams it does not serve: a request refused with
+    /// `moved` is forwarded there over a peer link and its replies relayed (nil: not a cluster).
+    public var forwarder: (any RequestForwarder)? = nil
 
     /// The socket path the documentation and `recur connect` use by default.
     public static let defaultSocketPath = DaemonSocketPath.defaultPath

@@ -55,6 +55,18 @@ public struct Request: Sendable, Equatable {
             }
         }
 
+        /// The stream the request names explicitly (a fork's source); nil for none or the
+        /// private stream. A cluster node routes a request by it.
+        public var namedStream: String? {
+            switch self {
+            case .feed(let stream, _, _, _, _), .predict(let stream, _, _, _, _), .reset(let stream), .fork(let stream, _),
+                 .end(let stream), .info(let stream):
+                stream
+            case .list, .stats, .model, .view:
+                nil
+            }
+        }
+
         /// Every op the daemon knows, for the unknown_op message.
         public static let names = ["feed", "predict", "reset", "fork", "end", "info", "list", "stats", "model", "view"]
     }

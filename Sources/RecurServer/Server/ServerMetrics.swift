@@ -13,6 +13,8 @@ struct ServerMetrics: Sendable {
     let feedLatency: Timer
     /// Connections refused: over --max-connections, or their peer unknown.
     let connectionsRefused: Counter
+    /// Requests a cluster node forwarded to the node that serves their stream.
+    let forwards: Counter
 
     typealias Name = ServerMetricNames
 
@@ -21,6 +23,7 @@ struct ServerMetrics: Sendable {
         feeds = Counter(label: Name.feeds, factory: factory)
         feedLatency = Timer(label: Name.feedLatency, factory: factory)
         connectionsRefused = Counter(label: Name.connectionsRefused, factory: factory)
+        forwards = Counter(label: Name.forwards, factory: factory)
     }
 
     /// Records a feed's latency: from `start` (its line read) to now (its done reply written).
@@ -45,4 +48,6 @@ public enum ServerMetricNames {
     public static let feedLatency = "recurd_feed_latency_seconds"
     /// `recurd_connections_refused_total`.
     public static let connectionsRefused = "recurd_connections_refused_total"
+    /// `recurd_forwarded_requests_total`.
+    public static let forwards = "recurd_forwarded_requests_total"
 }

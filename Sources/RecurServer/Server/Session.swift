@@ -1,4 +1,5 @@
 import NIOCore
+import NIOPosix
 import RecurCore
 import RecurEngine
 
@@ -27,9 +28,16 @@ struct Session {
     var usedPrivateStream = false
     /// The live view's tokens, when the daemon serves HTTP.
     let view: ViewAccess?
+    /// A cluster node's way to other nodes (`RecurdConfiguration.forwarder`); nil on a peer
+    /// link (a forwarded request is never forwarded again).
+    let forwarder: (any RequestForwarder)?
+    let maxLineLength: Int
+    /// Links to the peers this connection's requests were forwarded to, by node.
+    var links: [String: PeerLink] = [:]
 
     init(engine: StreamEngine, client: ClientID, privateStream: String, caller: Caller, encoder: ReplyEncoder, metrics: ServerMetrics,
-         configuration: RecurdConfiguration, rateLimiter: ByteRateLimiter?, connectionCount: @escaping @Sendable () -> Int) {
+         configuration: RecurdConfiguration, rateLimiter: ByteRateLimiter?, connectionCount: @escaping @Sendable () -> Int,
+         forwards: Bool = true) {
         self.engine = engine
         self.client = client
         self.caller = caller
@@ -42,6 +50,8 @@ struct Session {
         self.connectionCount = connectionCount
         self.privateStream = privateStream
         view = configuration.view
+        forwarder = forwards ? configuration.forwarder : nil
+        maxLineLength = configuration.maxLineLength
     }
 
     /// Serves one frame from the connection.
@@ -64,7 +74,20 @@ struct Session {
                     try await execute(request, writer: &writer)
                     feedDone = isFeed
                 } catch let failure as RequestFailure {
-                    fail(failure.error, id: request.id, writer: &writer)
+                    if failure.error.code == ErrorCode.moved.rawValue, !failure.partial, let forwarder,
+                       let stream = request.operation.namedStream, let peer = forwarder.peer(for: stream) {
+                        do {
+                            try await forward(line, to: peer, writer: &writer)
+                            metrics.forwards.increment()
+                            feedDone = isFeed
+                        } catch {
+                            var refused = failure.error
+                            refused.message += "; forwarding it to \(peer) failed: \(error)"
+                            fail(refused, id: request.id, writer: &writer)
+                        }
+                    } else {
+                        fail(failure.error, id: request.id, writer: &writer)
+                    }
                 }
                 if isFeed { metrics.feeds.increment() }
             }
@@ -96,6 +119,39 @@ struct Session {
     /// the connection.
     struct RequestFailure: Error {
         var error: ProtocolError
+        /// Part of the request took effect before the failure (a long feed's first pieces):
+        /// it cannot be forwarded whole.
+        var partial = false
+    }
+
+    /// Sends the request's line to the node that serves its stream and relays its replies.
+    private mutating func forward(_ line: ByteBuffer, to peer: PeerAddress, writer: inout ReplyWriter) async throws {
+        let link: PeerLink
+        if let open = links[peer.node], open.peer == peer {
+            link = open
+        } else {
+            links[peer.node]?.close()
+            link = try await PeerLink.connect(to: peer, caller: caller, forwarder: forwarder!, maxLine: maxLineLength,
+                                              group: MultiThreadedEventLoopGroup.singleton)
+            links[peer.node] = link
+        }
+        do {
+            try await link.forward(line) { reply in
+                writer.buffer.writeImmutableBuffer(reply)
+                writer.buffer.writeString("\n")
+                try await writer.flushIfFull()
+            }
+        } catch {
+            link.close()
+            links[peer.node] = nil
+            throw error
+        }
+    }
+
+    /// Closes the links to peers (the connection is closing).
+    mutating func closeLinks() {
+        for link in links.values { link.close() }
+        links = [:]
     }
 
     private mutating func streamName(_ given: String?) -> String {
@@ -204,7 +260,7 @@ struct Session {
                 if absorbed > 0 {
                     failure.message += " (the first \(absorbed) tokens of this feed were absorbed and sent before the error)"
                 }
-                throw RequestFailure(error: failure)
+                throw RequestFailure(error: failure, partial: start > 0)
             }
             for event in events {
                 encoder.event(event, id: id, quotedStream: quoted, into: &writer.buffer)

@@ -357,6 +357,7 @@ public final class SocketServer: Service {
             logger.debug("connection ended: \(error)")
         }
         notices.close(id)
+        session.closeLinks()
         if !handedOver { await session.endPrivateStream() }
         engine.disconnect(client: id)
     }

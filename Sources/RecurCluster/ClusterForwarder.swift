@@ -1,0 +1,71 @@
+import NIOCore
+import NIOSSL
+import RecurServer
+
+/// The mutual TLS of the peer links (`recurd --peer-cert/--peer-key/--peer-ca`): every node
+/// presents a certificate signed by the cluster's CA and accepts only peers that do. Host
+/// names are not checked: membership is the CA's signature (docs/CLUSTER.md, "Peer links").
+public struct PeerTLS: Sendable {
+    let server: NIOSSLContext
+    let client: NIOSSLContext
+
+    /// - Throws: `ClusterError` naming the file that cannot be read.
+    public init(certificate: String, key: String, ca: String) throws(ClusterError) {
+        do {
+            let chain = try NIOSSLCertificate.fromPEMFile(certificate).map { NIOSSLCertificateSource.certificate($0) }
+            let privateKey = try NIOSSLPrivateKey(file: key, format: .pem)
+            let roots = NIOSSLTrustRoots.certificates(try NIOSSLCertificate.fromPEMFile(ca))
+            var server = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(privateKey))
+            server.certificateVerification = .noHostnameVerification
+            server.trustRoots = roots
+            server.minimumTLSVersion = .tlsv12
+            var client = TLSConfiguration.makeClientConfiguration()
+            client.certificateChain = chain
+            client.privateKey = .privateKey(privateKey)
+            client.certificateVerification = .noHostnameVerification
+            client.trustRoots = roots
+            client.minimumTLSVersion = .tlsv12
+            self.server = try NIOSSLContext(configuration: server)
+            self.client = try NIOSSLContext(configuration: client)
+        } catch {
+            throw ClusterError("cannot set up the peer links' TLS (certificate \(certificate), key \(key), CA \(ca)): \(error)")
+        }
+    }
+}
+
+/// The server's way to other nodes: the owner of a stream from the lease table, reached over
+/// mutual TLS.
+public struct ClusterForwarder: RequestForwarder {
+    let store: PostgresStateStore
+    let tls: PeerTLS
+
+    public init(store: PostgresStateStore, tls: PeerTLS) {
+        self.store = store
+        self.tls = tls
+    }
+
+    public var node: String { store.node }
+
+    public func peer(for stream: String) -> PeerAddress? {
+        guard let owner = store.peerOwner(of: stream), let (host, port) = Self.split(owner.peer) else { return nil }
+        return PeerAddress(node: owner.node, host: host, port: port)
+    }
+
+    public func secureClient(_ channel: any Channel, to peer: PeerAddress) throws {
+        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls.client, serverHostname: nil))
+    }
+
+    public func secureServer(_ channel: any Channel) throws {
+        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.server))
+    }
+
+    /// HOST:PORT, [V6]:PORT.
+    public static func split(_ address: String) -> (String, Int)? {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+              (0...65535).contains(port) else { return nil }
+        var host = String(address[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { return nil }
+        return (host, port)
+    }
+}
