@@ -39,12 +39,18 @@ public struct ClusterForwarder: RequestForwarder {
     let store: PostgresStateStore
     let tls: PeerTLS
 
-    public init(store: PostgresStateStore, tls: PeerTLS) {
+    public init(store: PostgresStateStore, tls: PeerTLS, ttl: Double) {
         self.store = store
         self.tls = tls
+        self.ttl = ttl
     }
 
     public var node: String { store.node }
+
+    /// Two lease TTLs: a hand-off takes well under one, a dead owner's groups are taken over
+    /// within one TTL and a renewal interval.
+    public var retryWindow: Duration { .milliseconds(Int64(2000 * ttl)) }
+    let ttl: Double
 
     public func peer(for stream: String) -> PeerAddress? {
         guard let owner = store.peerOwner(of: stream), let (host, port) = Self.split(owner.peer) else { return nil }

@@ -14,12 +14,14 @@ public enum KeyGroups {
         return Int(hash % UInt64(count))
     }
 
-    /// The groups each of `nodes` (sorted by name) should hold for an even spread: group g goes
-    /// to the node at g mod n, so every node holds ⌊G/n⌋ or ⌈G/n⌉ and adding a node moves
-    /// about G/(n+1) groups. The same on every node, so nodes agree without talking.
-    public static func share(of node: String, among nodes: [String], count: Int) -> Set<Int> {
-        let sorted = nodes.sorted()
-        guard let index = sorted.firstIndex(of: node) else { return [] }
-        return Set(stride(from: index, to: count, by: sorted.count))
+    /// How many groups `node` should hold for an even spread over `nodes`: ⌊G/n⌋, one more for
+    /// the first G mod n of them in name order. The same on every node, so nodes agree on
+    /// the quotas without talking; which groups each holds is decided by who holds what now
+    /// (a node keeps its groups up to its quota), so a join or a departure moves only about
+    /// G/n groups instead of reshuffling them all.
+    public static func quota(of node: String, among nodes: [String], count: Int) -> Int {
+        let sorted = Set(nodes).sorted()
+        guard let index = sorted.firstIndex(of: node) else { return 0 }
+        return count / sorted.count + (index < count % sorted.count ? 1 : 0)
     }
 }

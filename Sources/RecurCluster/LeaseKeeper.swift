@@ -9,10 +9,11 @@ import RecurEngine
 /// 1. says it is alive (`recur_node.heartbeat`) and reads which nodes are;
 /// 2. renews its leases; a group whose lease it lost (its epoch was bumped by a takeover) is
 ///    dropped at once, without saving (PostgreSQL's fence refuses its writes anyway);
-/// 3. hands off the groups that an even spread over the live nodes gives to another node:
-///    refuses new requests for them, checkpoints their streams, waits for the commit, then
-///    clears its lease so that their new owner can take them;
-/// 4. takes the groups of its share that are free or whose lease expired (a dead node's),
+/// 3. compares what it holds with its quota of an even spread over the live nodes
+///    (`KeyGroups.quota`), and hands off its surplus: refuses new requests for those groups,
+///    checkpoints their streams, waits for the commit, then clears its lease so that a node
+///    under its quota can take them;
+/// 4. below its quota, takes groups that are free or whose lease expired (a dead node's),
 ///    bumping each one's epoch, then loads their streams' names and serves them.
 /// When it cannot renew (PostgreSQL unreachable) it stops serving every group before its
 /// leases could expire: a partitioned node never serves a group another node may have taken.
@@ -197,19 +198,29 @@ public final class LeaseKeeper: @unchecked Sendable {
             }
             live[store.node] = (options.clientAddress, options.peerAddress)
             var owners: [Int: PostgresStateStore.Owner] = [:]
-            var liveOwned = Set<Int>()
+            var taken = Set<Int>()
             for row in try link.run("SELECT grp, node FROM recur_lease WHERE node IS NOT NULL AND expires > now()") {
                 let (g, node) = try row.decode((Int32, String).self)
                 guard node != store.node else { continue }
                 owners[Int(g)] = .init(node: node, address: live[node]?.client ?? "leaving", peer: live[node]?.peer ?? "")
-                liveOwned.insert(Int(g))
+                taken.insert(Int(g))
             }
             store.learnOwners(owners)
-            let share = KeyGroups.share(of: store.node, among: Array(live.keys), count: store.groupCount)
-            let giving = Set(kept.keys).subtracting(share)
-            if !giving.isEmpty { handOff(giving) }
-            let wanted = share.subtracting(kept.keys).subtracting(liveOwned)
-            if !wanted.isEmpty { try take(wanted) }
+            // Keep up to the quota; hand the surplus off (the highest groups), take free or
+            // expired groups (the lowest) up to the quota.
+            let quota = KeyGroups.quota(of: store.node, among: Array(live.keys), count: store.groupCount)
+            let mine = kept.keys.sorted()
+            if mine.count > quota {
+                handOff(Set(mine[quota...]))
+            } else if mine.count < quota {
+                // Each node starts looking at its own place in the ring, so that nodes taking
+                // at the same time rarely reach for the same groups.
+                let count = store.groupCount
+                let names = live.keys.sorted()
+                let start = (names.firstIndex(of: store.node) ?? 0) * count / max(1, names.count)
+                let free = (0..<count).map { (start + $0) % count }.filter { kept[$0] == nil && !taken.contains($0) }
+                if !free.isEmpty { try take(Set(free.prefix(quota - mine.count))) }
+            }
             condition.withLock {
                 status.lastRenewal = Date().timeIntervalSince1970
                 status.serving = true
@@ -272,6 +283,7 @@ public final class LeaseKeeper: @unchecked Sendable {
         }
         guard !groups.isEmpty else { return }
         try store.adopt(groups)
+        _ = try? link.run("NOTIFY recur_lease")  // the others learn the new owner now
         condition.withLock { status.takeovers += groups.count }
         logger.info("took \(groups.count) key groups")
     }

@@ -48,7 +48,7 @@ extension Recurd {
         var peer: (host: String, port: Int, tls: PeerTLS)?
         if let peerListen, let (host, port) = ClusterForwarder.split(peerListen) {
             let tls = try PeerTLS(certificate: peerCert!, key: peerKey!, ca: peerCa!)
-            configuration.forwarder = ClusterForwarder(store: store, tls: tls)
+            configuration.forwarder = ClusterForwarder(store: store, tls: tls, ttl: options.ttl)
             peer = (host, port, tls)
         }
         let advertised = peerAdvertise

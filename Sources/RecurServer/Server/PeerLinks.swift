@@ -33,6 +33,9 @@ public protocol RequestForwarder: Sendable {
     func secureClient(_ channel: any Channel, to peer: PeerAddress) throws
     /// Adds the server side (which requires and verifies the client's certificate).
     func secureServer(_ channel: any Channel) throws
+    /// How long a request for a stream nobody serves at the moment (its group is moving) is
+    /// retried before the client gets `moved`.
+    var retryWindow: Duration { get }
 }
 
 /// The peer protocol: the client protocol's lines, after a hello that says who the client is
@@ -98,17 +101,26 @@ final class PeerLink: @unchecked Sendable {
         return link
     }
 
-    /// Sends `line` and hands each reply line to `relay`, up to the peer's `done`.
+    /// Sends `line` and hands each reply line to `relay`, up to the peer's `done`. A failure
+    /// after the line went out is a `PeerLinkError` with `sent` set: the peer may have served it.
     func forward(_ line: ByteBuffer, relay: (ByteBuffer) async throws -> Void) async throws {
         var out = line
         out.writeString("\n")
-        try await channel.writeAndFlush(out).get()
-        while let reply = try await iterator.next() {
-            guard case .line(let bytes) = reply else { continue }
-            if bytes.readableBytesView.elementsEqual(PeerProtocol.done.utf8) { return }
-            try await relay(bytes)
+        do {
+            try await channel.writeAndFlush(out).get()
+        } catch {
+            throw PeerLinkError("cannot send to \(peer): \(error)", sent: false)
         }
-        throw PeerLinkError("the link to \(peer) closed before the reply was complete")
+        do {
+            while let reply = try await iterator.next() {
+                guard case .line(let bytes) = reply else { continue }
+                if bytes.readableBytesView.elementsEqual(PeerProtocol.done.utf8) { return }
+                try await relay(bytes)
+            }
+        } catch {
+            throw PeerLinkError("\(error)", sent: true)
+        }
+        throw PeerLinkError("the link to \(peer) closed", sent: true)
     }
 
     func close() { channel.close(promise: nil) }
@@ -129,7 +141,12 @@ final class PeerLink: @unchecked Sendable {
 
 struct PeerLinkError: Error, CustomStringConvertible {
     var description: String
-    init(_ description: String) { self.description = description }
+    /// The request had gone out: the peer may have served it.
+    var sent: Bool
+    init(_ description: String, sent: Bool) {
+        self.description = description
+        self.sent = sent
+    }
 }
 
 /// The peer listener (`recurd --peer-listen`): serves the requests other nodes forward, as

@@ -70,24 +70,45 @@ struct Session {
                 fail(error, id: id, writer: &writer)
             case .request(let request):
                 let isFeed = if case .feed = request.operation { true } else { false }
-                do {
-                    try await execute(request, writer: &writer)
-                    feedDone = isFeed
-                } catch let failure as RequestFailure {
-                    if failure.error.code == ErrorCode.moved.rawValue, !failure.partial, let forwarder,
-                       let stream = request.operation.namedStream, let peer = forwarder.peer(for: stream) {
-                        do {
-                            try await forward(line, to: peer, writer: &writer)
-                            metrics.forwards.increment()
-                            feedDone = isFeed
-                        } catch {
-                            var refused = failure.error
-                            refused.message += "; forwarding it to \(peer) failed: \(error)"
-                            fail(refused, id: request.id, writer: &writer)
+                // A cluster node serves the request, or forwards it to the node that serves its
+                // stream; while the stream's group is moving (nobody serves it for a moment) it
+                // retries, so that a rebalance costs clients a delay, not an error.
+                let deadline = ContinuousClock.now + (forwarder?.retryWindow ?? .zero)
+                retrying: while true {
+                    do {
+                        try await execute(request, writer: &writer)
+                        feedDone = isFeed
+                    } catch let failure as RequestFailure {
+                        guard failure.error.code == ErrorCode.moved.rawValue, !failure.partial, let forwarder,
+                              let stream = request.operation.namedStream else {
+                            fail(failure.error, id: request.id, writer: &writer)
+                            break retrying
                         }
-                    } else {
-                        fail(failure.error, id: request.id, writer: &writer)
+                        var refusal = failure.error
+                        if let peer = forwarder.peer(for: stream) {
+                            do {
+                                if try await forward(line, to: peer, writer: &writer) {
+                                    metrics.forwards.increment()
+                                    feedDone = isFeed
+                                    break retrying
+                                }
+                                refusal.message += "; \(peer) does not serve it either (it is moving)"
+                            } catch let error as PeerLinkError where error.sent {
+                                // The peer may have executed it: never again, the client decides (info).
+                                let lost = ProtocolError(.internal, "the link to \(peer), which serves stream '\(stream)', broke before its reply was complete (\(error.description)); the request may or may not have taken effect: ask for the stream's info")
+                                fail(lost, id: request.id, writer: &writer)
+                                break retrying
+                            } catch {
+                                refusal.message += "; forwarding it to \(peer) failed: \(error)"
+                            }
+                        }
+                        if ContinuousClock.now < deadline {
+                            try await Task.sleep(for: .milliseconds(50))
+                            continue retrying
+                        }
+                        fail(refusal, id: request.id, writer: &writer)
                     }
+                    break retrying
                 }
                 if isFeed { metrics.feeds.increment() }
             }
@@ -124,8 +145,9 @@ struct Session {
         var partial = false
     }
 
-    /// Sends the request's line to the node that serves its stream and relays its replies.
-    private mutating func forward(_ line: ByteBuffer, to peer: PeerAddress, writer: inout ReplyWriter) async throws {
+    /// Sends the request's line to the node that serves its stream and relays its replies;
+    /// false, with nothing relayed, when that node refused it with `moved` (its group is moving).
+    private mutating func forward(_ line: ByteBuffer, to peer: PeerAddress, writer: inout ReplyWriter) async throws -> Bool {
         let link: PeerLink
         if let open = links[peer.node], open.peer == peer {
             link = open
@@ -136,16 +158,32 @@ struct Session {
             links[peer.node] = link
         }
         do {
+            var first = true
+            var refused = false
             try await link.forward(line) { reply in
+                if first {
+                    first = false
+                    if Self.isMovedError(reply) {
+                        refused = true
+                        return
+                    }
+                }
                 writer.buffer.writeImmutableBuffer(reply)
                 writer.buffer.writeString("\n")
                 try await writer.flushIfFull()
             }
+            return !refused
         } catch {
             link.close()
             links[peer.node] = nil
             throw error
         }
+    }
+
+    /// Whether a reply line is a `moved` error (the encoder writes the code first in "error").
+    static func isMovedError(_ reply: ByteBuffer) -> Bool {
+        guard let value = try? JSONValue.parse(Array(reply.readableBytesView)), let error = value["error"] else { return false }
+        return error["code"]?.stringValue == ErrorCode.moved.rawValue
     }
 
     /// Closes the links to peers (the connection is closing).
