@@ -38,6 +38,13 @@ let package = Package(
             name: "CDNNL",
             providers: [.apt(["libdnnl-dev"])]
         ),
+        // Debian's libpq (libpq-dev): `recur cluster status` reads the cluster's tables with it,
+        // so that recur links no NIO.
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
         // Hand-written SIMD kernels (matrix-vector, activations) with run-time CPU dispatch.
         .target(
             name: "CRecurKernels",
@@ -151,6 +158,7 @@ let package = Package(
             name: "recur",
             dependencies: [
                 "RecurCore",
+                "CLibPQ",
                 "RecurSocketPath",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOSSL
 import RecurServer
@@ -46,6 +47,28 @@ public struct ClusterForwarder: RequestForwarder {
     }
 
     public var node: String { store.node }
+
+    /// The lease keeper's counters (set once it runs) and the forwards.
+    public final class Counters: @unchecked Sendable {
+        let lock = NSLock()
+        var forwarded = 0
+        var keeper: LeaseKeeper?
+        public init() {}
+
+        /// The keeper whose counters `stats` shows.
+        public func attach(_ keeper: LeaseKeeper) { lock.withLock { self.keeper = keeper } }
+    }
+    public let counters = Counters()
+
+    public func forwarded() { counters.lock.withLock { counters.forwarded += 1 } }
+
+    public func status() -> ClusterStatus {
+        let forwarded = counters.lock.withLock { counters.forwarded }
+        let keeper = counters.lock.withLock { counters.keeper }
+        let s = keeper?.currentStatus()
+        return ClusterStatus(node: store.node, groups: store.heldGroups.count, forwarded: forwarded, handedOff: s?.handoffs ?? 0,
+                             takenOver: s?.takeovers ?? 0, lost: s?.groupsLost ?? 0)
+    }
 
     /// Two lease TTLs: a hand-off takes well under one, a dead owner's groups are taken over
     /// within one TTL and a renewal interval.

@@ -13,7 +13,7 @@ struct Recur: ParsableCommand {
             set RECUR_LOG_LEVEL=debug for more of them, or =error for fewer.
             """,
         version: version,
-        subcommands: [Train.self, Eval.self, Sample.self, Inspect.self, Viz.self, Connect.self, View.self])
+        subcommands: [Train.self, Eval.self, Sample.self, Inspect.self, Viz.self, Connect.self, View.self, Cluster.self])
 
     /// Parses the command line, runs the command and reports any error as one line,
     /// `recur: error: ...`. Returns the process exit code.

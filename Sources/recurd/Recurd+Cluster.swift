@@ -64,7 +64,8 @@ extension Recurd {
                 bound.set("")
             }
             services.append(ClusterMembership(store: store, engine: daemon.engine, database: database, options: options,
-                                              peerAddress: bound, logger: logger))
+                                              peerAddress: bound, counters: (daemonConfiguration.forwarder as? ClusterForwarder)?.counters,
+                                              logger: logger))
             return services
         }
     }
@@ -100,6 +101,7 @@ struct ClusterMembership: Service {
     let database: ClusterDatabase
     let options: LeaseKeeper.Options
     let peerAddress: PeerBinding
+    let counters: ClusterForwarder.Counters?
     let logger: Logger
 
     func run() async throws {
@@ -108,6 +110,7 @@ struct ClusterMembership: Service {
             var options = options
             options.peerAddress = peerAddress.wait()
             keeper.value = LeaseKeeper(store: store, engine: engine, database: database, options: options, logger: logger)
+            counters?.attach(keeper.value!)
             try keeper.value!.start()
         }
         let keeperValue = keeper.value!

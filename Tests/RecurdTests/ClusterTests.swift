@@ -81,9 +81,26 @@ final class ClusterTests: XCTestCase {
             let reference = try recurEvalPerToken(model: Repository.shakespeareModel, text: texts[s], in: cluster.directory)
             assertEventsMatchEval(all[name] ?? [], reference, stream: name)
         }
-        // Forwarding happened: each node saw requests for the others' streams.
-        let (_, stats) = try cluster.nodes["a"]!.connect().request(["op": "stats"])
-        XCTAssertNotNil(stats["streams"], "\(stats)")
+        // Each node forwarded the requests for the others' streams, and says so in stats.
+        for node in ["a", "b", "c"] {
+            let (_, stats) = try cluster.nodes[node]!.connect().request(["op": "stats"])
+            XCTAssertEqual(stats["cluster_node"] as? String, node, "\(stats)")
+            XCTAssertTrue([21, 22].contains(stats["key_groups"] as? Int ?? 0), "\(stats)")
+            XCTAssertGreaterThan(stats["forwarded"] as? Int ?? 0, 0, "\(stats)")
+        }
+        // recur cluster status shows the three nodes and their groups, from PostgreSQL.
+        let status = try ChildProcess(Executables.recur, ["cluster", "status", "--cluster", cluster.postgres.url],
+                                      in: cluster.directory, stdin: Data()).wait(timeout: 30)
+        XCTAssertEqual(status.status, 0, status.stderr)
+        let rows = status.lines.filter { $0.hasPrefix("a ") || $0.hasPrefix("b ") || $0.hasPrefix("c ") }
+        XCTAssertEqual(rows.count, 3, status.stdout)
+        XCTAssertTrue(rows.allSatisfy { $0.contains(" live ") && ($0.contains(" 21 ") || $0.contains(" 22 ")) }, status.stdout)
+        XCTAssertTrue(status.stdout.contains("64 key groups, \(names.count) streams stored"), status.stdout)
+        XCTAssertTrue(status.stdout.contains("every group has a live lease"), status.stdout)
+        let json = try ChildProcess(Executables.recur, ["cluster", "status", "--cluster", cluster.postgres.url, "--json"],
+                                    in: cluster.directory, stdin: Data()).wait(timeout: 30)
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual((object["nodes"] as? [[String: Any]])?.compactMap { $0["groups"] as? Int }.reduce(0, +), 64, json.stdout)
     }
 
     /// Pipelined clients on every node; the node owning a third of the streams dies with

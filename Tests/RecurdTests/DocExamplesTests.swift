@@ -3,13 +3,14 @@ import XCTest
 import RecurTestSupport
 
 /// The docs' examples are tests, as Rust's doctests are: every ```console block and every
-/// protocol transcript of README.md, docs/PROTOCOL.md and samples/socat.md runs against the
+/// protocol transcript of README.md, docs/PROTOCOL.md, docs/CLUSTER.md and samples/socat.md runs against the
 /// built recurd, and what it prints must be what the doc shows. The markup and the comparison
 /// rules are in DEVELOPERS.md ("The docs' examples are tests").
 final class DocExamplesTests: XCTestCase {
     func test_readme() throws { try run("README.md") }
     func test_protocol() throws { try run("docs/PROTOCOL.md") }
     func test_samplesSocat() throws { try run("samples/socat.md") }
+    func test_cluster() throws { try run("docs/CLUSTER.md") }
 
     /// Runs a file's examples in order, as a reader would in one terminal: in a scratch
     /// directory that has the repository's samples/, with the built recur and recurd first on
@@ -21,8 +22,10 @@ final class DocExamplesTests: XCTestCase {
         let directory = try makeWorkDirectory(self)
         let probe = try ChildProcess(URL(fileURLWithPath: "/bin/sh"), ["-c", "command -v socat"], in: directory, stdin: Data()).wait()
         guard probe.status == 0 else { return XCTFail("socat is not installed; scripts/ensure-deps installs it") }
-        try FileManager.default.createSymbolicLink(at: directory.appendingPathComponent("samples"),
-                                                   withDestinationURL: Repository.root.appendingPathComponent("samples"))
+        for shared in ["samples", "scripts"] {
+            try FileManager.default.createSymbolicLink(at: directory.appendingPathComponent(shared),
+                                                       withDestinationURL: Repository.root.appendingPathComponent(shared))
+        }
         let socket = directory.appendingPathComponent("recurd.sock").path
         let path = Executables.recurd.deletingLastPathComponent().path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
         var background: [ChildProcess] = []

@@ -156,7 +156,7 @@ struct ReplyEncoder: Sendable {
     }
 
     /// `{"op":"stats","streams":..,"tokens":..,"tokens_per_second":..,"steps":..,"mean_batch":..,"uptime":..,"connections":..}`.
-    func stats(id: JSONValue?, _ stats: EngineStats, connections: Int, into buffer: inout ByteBuffer) {
+    func stats(id: JSONValue?, _ stats: EngineStats, connections: Int, cluster: ClusterStatus? = nil, into buffer: inout ByteBuffer) {
         replyHead("stats", id: id, stream: nil, into: &buffer)
         buffer.writeJSONMember("streams", int: stats.streams)
         buffer.writeJSONMember("tokens", int: stats.tokens)
@@ -172,6 +172,15 @@ struct ReplyEncoder: Sendable {
             buffer.writeJSONMember("over_bound", int: stats.streamsOverBound)
             buffer.writeJSONMember("store_failures", int: stats.failedMovesToStore)
             buffer.writeJSONMember("replayed_tokens", int: stats.tokensReplayed)
+        }
+        if let cluster {
+            buffer.writeJSONMember("cluster_node", string: cluster.node)
+            buffer.writeJSONMember("key_groups", int: cluster.groups)
+            buffer.writeJSONMember("forwarded", int: cluster.forwarded)
+            buffer.writeJSONMember("groups_handed_off", int: cluster.handedOff)
+            buffer.writeJSONMember("groups_taken_over", int: cluster.takenOver)
+            buffer.writeJSONMember("groups_lost", int: cluster.lost)
+            buffer.writeJSONMember("streams_released", int: stats.streamsReleased)
         }
         close(into: &buffer)
     }

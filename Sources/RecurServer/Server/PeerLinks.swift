@@ -36,6 +36,32 @@ public protocol RequestForwarder: Sendable {
     /// How long a request for a stream nobody serves at the moment (its group is moving) is
     /// retried before the client gets `moved`.
     var retryWindow: Duration { get }
+    /// Counts a request forwarded to another node.
+    func forwarded()
+    /// This node's part of the cluster now, for `stats`.
+    func status() -> ClusterStatus
+}
+
+/// A cluster node's counters, as `stats` shows them.
+public struct ClusterStatus: Sendable {
+    public var node: String
+    /// Key groups this node holds a lease on.
+    public var groups: Int
+    /// Requests forwarded to other nodes, groups handed off, taken (at a join, or from a dead
+    /// node) and lost (a lease taken over while this node could not renew), since start.
+    public var forwarded: Int
+    public var handedOff: Int
+    public var takenOver: Int
+    public var lost: Int
+
+    public init(node: String, groups: Int, forwarded: Int, handedOff: Int, takenOver: Int, lost: Int) {
+        self.node = node
+        self.groups = groups
+        self.forwarded = forwarded
+        self.handedOff = handedOff
+        self.takenOver = takenOver
+        self.lost = lost
+    }
 }
 
 /// The peer protocol: the client protocol's lines, after a hello that says who the client is

@@ -32,6 +32,8 @@ struct Session {
     /// link (a forwarded request is never forwarded again).
     let forwarder: (any RequestForwarder)?
     let maxLineLength: Int
+    /// A cluster node's counters for `stats` (forwarding or not).
+    let clusterStatus: (@Sendable () -> ClusterStatus)?
     /// Links to the peers this connection's requests were forwarded to, by node.
     var links: [String: PeerLink] = [:]
 
@@ -51,6 +53,11 @@ struct Session {
         self.privateStream = privateStream
         view = configuration.view
         forwarder = forwards ? configuration.forwarder : nil
+        if let clusterForwarder = configuration.forwarder {
+            clusterStatus = { clusterForwarder.status() }
+        } else {
+            clusterStatus = nil
+        }
         maxLineLength = configuration.maxLineLength
     }
 
@@ -89,6 +96,7 @@ struct Session {
                             do {
                                 if try await forward(line, to: peer, writer: &writer) {
                                     metrics.forwards.increment()
+                                    forwarder.forwarded()
                                     feedDone = isFeed
                                     break retrying
                                 }
@@ -243,7 +251,8 @@ struct Session {
             }
             encoder.list(id: id, visible, into: &writer.buffer)
         case .stats:
-            encoder.stats(id: id, await engine.stats(), connections: connectionCount(), into: &writer.buffer)
+            encoder.stats(id: id, await engine.stats(), connections: connectionCount(), cluster: clusterStatus?(),
+                          into: &writer.buffer)
         case .model:
             // The engine's model, which a reload may have replaced since the encoder was made.
             encoder.modelInfo(id: id, model: engine.model, into: &writer.buffer)
