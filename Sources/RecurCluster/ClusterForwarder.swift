@@ -40,35 +40,20 @@ public struct ClusterForwarder: RequestForwarder {
     let store: PostgresStateStore
     let tls: PeerTLS
 
-    public init(store: PostgresStateStore, tls: PeerTLS, ttl: Double) {
+    public init(store: PostgresStateStore, tls: PeerTLS, ttl: Double, counters: ClusterCounters) {
         self.store = store
         self.tls = tls
         self.ttl = ttl
+        self.counters = counters
     }
 
     public var node: String { store.node }
 
-    /// The lease keeper's counters (set once it runs) and the forwards.
-    public final class Counters: @unchecked Sendable {
-        let lock = NSLock()
-        var forwarded = 0
-        var keeper: LeaseKeeper?
-        public init() {}
+    public let counters: ClusterCounters
 
-        /// The keeper whose counters `stats` shows.
-        public func attach(_ keeper: LeaseKeeper) { lock.withLock { self.keeper = keeper } }
-    }
-    public let counters = Counters()
+    public func forwarded() { counters.forwarded() }
 
-    public func forwarded() { counters.lock.withLock { counters.forwarded += 1 } }
-
-    public func status() -> ClusterStatus {
-        let forwarded = counters.lock.withLock { counters.forwarded }
-        let keeper = counters.lock.withLock { counters.keeper }
-        let s = keeper?.currentStatus()
-        return ClusterStatus(node: store.node, groups: store.heldGroups.count, forwarded: forwarded, handedOff: s?.handoffs ?? 0,
-                             takenOver: s?.takeovers ?? 0, lost: s?.groupsLost ?? 0)
-    }
+    public func status() -> ClusterStatus { counters.status() }
 
     /// Two lease TTLs: a hand-off takes well under one, a dead owner's groups are taken over
     /// within one TTL and a renewal interval.
@@ -96,5 +81,27 @@ public struct ClusterForwarder: RequestForwarder {
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         guard !host.isEmpty else { return nil }
         return (host, port)
+    }
+}
+
+/// A node's cluster counters for `stats`: the forwards, and the lease keeper's (once it runs).
+public final class ClusterCounters: @unchecked Sendable {
+    private let lock = NSLock()
+    private var forwards = 0
+    private var keeper: LeaseKeeper?
+    let store: PostgresStateStore
+
+    public init(store: PostgresStateStore) { self.store = store }
+
+    /// The keeper whose counters `stats` shows.
+    public func attach(_ keeper: LeaseKeeper) { lock.withLock { self.keeper = keeper } }
+
+    func forwarded() { lock.withLock { forwards += 1 } }
+
+    public func status() -> ClusterStatus {
+        let (forwarded, keeper) = lock.withLock { (forwards, self.keeper) }
+        let s = keeper?.currentStatus()
+        return ClusterStatus(node: store.node, groups: store.heldGroups.count, forwarded: forwarded, handedOff: s?.handoffs ?? 0,
+                             takenOver: s?.takeovers ?? 0, lost: s?.groupsLost ?? 0)
     }
 }

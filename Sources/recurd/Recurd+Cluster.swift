@@ -45,10 +45,12 @@ extension Recurd {
         options.clientAddress = advertise ?? socket.map { "unix:\($0)@\(ProcessInfo.processInfo.hostName)" } ?? ""
         let database = try ClusterDatabase(url: cluster!)
         let bound = PeerBinding()
+        let counters = ClusterCounters(store: store)
+        configuration.clusterStatus = { counters.status() }
         var peer: (host: String, port: Int, tls: PeerTLS)?
         if let peerListen, let (host, port) = ClusterForwarder.split(peerListen) {
             let tls = try PeerTLS(certificate: peerCert!, key: peerKey!, ca: peerCa!)
-            configuration.forwarder = ClusterForwarder(store: store, tls: tls, ttl: options.ttl)
+            configuration.forwarder = ClusterForwarder(store: store, tls: tls, ttl: options.ttl, counters: counters)
             peer = (host, port, tls)
         }
         let advertised = peerAdvertise
@@ -64,7 +66,7 @@ extension Recurd {
                 bound.set("")
             }
             services.append(ClusterMembership(store: store, engine: daemon.engine, database: database, options: options,
-                                              peerAddress: bound, counters: (daemonConfiguration.forwarder as? ClusterForwarder)?.counters,
+                                              peerAddress: bound, counters: counters,
                                               logger: logger))
             return services
         }
@@ -101,7 +103,7 @@ struct ClusterMembership: Service {
     let database: ClusterDatabase
     let options: LeaseKeeper.Options
     let peerAddress: PeerBinding
-    let counters: ClusterForwarder.Counters?
+    let counters: ClusterCounters
     let logger: Logger
 
     func run() async throws {
@@ -110,7 +112,7 @@ struct ClusterMembership: Service {
             var options = options
             options.peerAddress = peerAddress.wait()
             keeper.value = LeaseKeeper(store: store, engine: engine, database: database, options: options, logger: logger)
-            counters?.attach(keeper.value!)
+            counters.attach(keeper.value!)
             try keeper.value!.start()
         }
         let keeperValue = keeper.value!

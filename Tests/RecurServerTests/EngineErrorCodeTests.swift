@@ -9,7 +9,7 @@ final class EngineErrorCodeTests: XCTestCase {
         let expected: [EngineError.Kind: String] = [
             .unknownStream: "unknown_stream", .streamExists: "stream_exists", .busy: "busy", .badValue: "bad_value",
             .permissionDenied: "permission_denied", .quotaExceeded: "quota_exceeded", .shuttingDown: "shutting_down",
-            .internal: "internal",
+            .moved: "moved", .internal: "internal",
         ]
         XCTAssertEqual(Set(expected.keys), Set(EngineError.Kind.allCases))
         for kind in EngineError.Kind.allCases { XCTAssertEqual(ErrorCode(kind).rawValue, expected[kind], "\(kind)") }
@@ -17,7 +17,8 @@ final class EngineErrorCodeTests: XCTestCase {
 
     func test_anEngineError_reachesTheClientAsItsCodeAndSentence() {
         let errors: [EngineError] = [.unknownStream("s"), .streamExists("t"), .busy("too many"), .badValue("k is -1"),
-                                     .permissionDenied("not yours"), .quotaExceeded("2 streams"), .shuttingDown, .internal("disk")]
+                                     .permissionDenied("not yours"), .quotaExceeded("2 streams"), .shuttingDown, .moved("group 7 is node b's"),
+                                     .internal("disk")]
         for error in errors {
             let wire = ProtocolError(error)
             XCTAssertEqual(wire.code, ErrorCode(error.kind).rawValue)

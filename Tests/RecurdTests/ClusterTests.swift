@@ -303,4 +303,44 @@ final class ClusterTests: XCTestCase {
         XCTAssertTrue(log.contains("PEER_DID_NOT_RETURN_A_CERTIFICATE") || log.contains("handshakeFailed"), log)
         XCTAssertFalse(log.contains("peer link from node x"), "no rogue peer was served")
     }
+
+    /// A forwarded request runs as its client's uid: a stream created by one user through one
+    /// node is refused to another user through any node, and served to its owner through any.
+    func test_streamOwnership_holdsAcrossNodes() throws {
+        guard getuid() == 0 else { throw XCTSkip("running clients as other uids needs root (this test runs as uid \(getuid()))") }
+        let cluster = try TestCluster(self)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: cluster.directory.path)
+        for name in ["a", "b"] {
+            try cluster.start(name, extra: ["--socket-mode", "666"])
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: cluster.path(name))
+        }
+        try cluster.waitBalanced(["a", "b"])
+        let stream = try (0..<200).map { "own\($0)" }.first { try cluster.owner(of: $0) == "b" }!
+        func request(_ node: String, as uid: Int, _ object: [String: Any]) throws -> [String: Any] {
+            let line = String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+            let script = """
+                import json, socket, sys
+                s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.argv[2].encode() + b"\\n")
+                f = s.makefile("rb")
+                while True:
+                    m = json.loads(f.readline())
+                    if "error" in m or "op" in m: print(json.dumps(m)); break
+                """
+            let result = try ChildProcess(URL(fileURLWithPath: "/usr/bin/setpriv"),
+                                          ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "/usr/bin/python3", "-c", script,
+                                           cluster.nodes[node]!.socketPath, line],
+                                          in: cluster.directory, stdin: Data()).wait(timeout: 30)
+            guard result.status == 0 else { throw TestFailure("client as \(uid) failed: \(result.stderr)") }
+            return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+        }
+        let created = try request("a", as: 65534, ["op": "feed", "stream": stream, "text": "To be"])
+        XCTAssertEqual(created["done"] as? Bool, true, "\(created)")
+        for node in ["a", "b"] {
+            let refused = try request(node, as: 65533, ["op": "feed", "stream": stream, "text": "!"])
+            XCTAssertEqual(Protocol.errorCode(refused), "permission_denied", "via \(node): \(refused)")
+            let info = try request(node, as: 65534, ["op": "info", "stream": stream])
+            XCTAssertEqual(info["owner"] as? Int, 65534, "via \(node): \(info)")
+            XCTAssertEqual(info["offset"] as? Int, 5, "via \(node): \(info)")
+        }
+    }
 }

@@ -63,6 +63,8 @@ public struct RecurdConfiguration: Sendable {
     /// A cluster node's way to the owners of streams it does not serve: a request refused with
     /// `moved` is forwarded there over a peer link and its replies relayed (nil: not a cluster).
     public var forwarder: (any RequestForwarder)? = nil
+    /// A cluster node's counters for `stats` (nil: not a cluster).
+    public var clusterStatus: (@Sendable () -> ClusterStatus)? = nil
 
     /// The socket path the documentation and `recur connect` use by default.
     public static let defaultSocketPath = DaemonSocketPath.defaultPath

@@ -38,8 +38,6 @@ public protocol RequestForwarder: Sendable {
     var retryWindow: Duration { get }
     /// Counts a request forwarded to another node.
     func forwarded()
-    /// This node's part of the cluster now, for `stats`.
-    func status() -> ClusterStatus
 }
 
 /// A cluster node's counters, as `stats` shows them.

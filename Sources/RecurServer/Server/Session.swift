@@ -53,11 +53,7 @@ struct Session {
         self.privateStream = privateStream
         view = configuration.view
         forwarder = forwards ? configuration.forwarder : nil
-        if let clusterForwarder = configuration.forwarder {
-            clusterStatus = { clusterForwarder.status() }
-        } else {
-            clusterStatus = nil
-        }
+        clusterStatus = configuration.clusterStatus
         maxLineLength = configuration.maxLineLength
     }
 
