@@ -6,7 +6,8 @@
 #   2. a forwarded request against a local one: two nodes with peer links, one client on node a
 #      feeding a stream a serves, then one b serves (forwarded), alternating ROUNDS times;
 #   3. aggregate tokens/s of 1000 clients spread over 1, 2 and 3 nodes, each node confined to the
-#      same CPU share (cgroup v1 cpu.cfs_quota_us: NODE_CPU of a core, default 0.4), ROUNDS times;
+#      same CPU share (cgroup v1 cpu.cfs_quota_us: NODE_CPU of a core, default 0.4), ROUNDS times
+#      (SCALE_FEEDS feeds of 50 characters per client, default 10: about 10 minutes in all);
 #   4. time from a node's death (SIGKILL, 1 of 3) to every one of its streams served again, for
 #      1000 streams, at --lease-ttl TTL (default 2; recurd's default is 5);
 #   5. PostgreSQL's own commit rate for recur_commit at group-commit sizes 1, 16 and 128 appends
@@ -25,6 +26,7 @@ swift build -c release --product recur >/dev/null
 bin=$(swift build -c release --show-bin-path)
 model=samples/shakespeare-lstm.safetensors
 dir=$(mktemp -d /tmp/recur-bench-cluster.XXXXXX)
+chmod 755 "$dir"  # the PostgreSQL server runs as nobody when this runs as root
 out=$dir/results.jsonl
 pids=()
 cleanup() {
@@ -124,7 +126,7 @@ for i in $(seq "$rounds"); do
     files=(); benches=()
     for name in "${names[@]}"; do
       f=$dir/scale-$n-$name.json; files+=("$f")
-      "$bin/recur-bench" --only clients --socket "$dir/$name.sock" --clients "$per" --feeds 10 > "$f" &
+      "$bin/recur-bench" --only clients --socket "$dir/$name.sock" --clients "$per" --feeds "${SCALE_FEEDS:-10}" > "$f" &
       benches+=($!)
     done
     for b in "${benches[@]}"; do wait "$b"; done
