@@ -70,16 +70,10 @@ enum PeerProtocol {
     static let done = #"{"peer":"done"}"#
 
     static func hello(_ caller: Caller, from node: String) -> ByteBuffer {
-        var name = ""
-        for scalar in node.unicodeScalars {
-            switch scalar {
-            case "\"": name += "\\\""
-            case "\\": name += "\\\\"
-            case _ where scalar.value < 0x20: name += String(format: "\\u%04x", scalar.value)
-            default: name.unicodeScalars.append(scalar)
-            }
-        }
-        return ByteBuffer(string: #"{"peer_hello":"\#(name)","uid":\#(caller.uid),"acts_on_all":\#(caller.actsOnAll),"exempt":\#(caller.exemptFromLimits)}"# + "\n")
+        var line = ByteBuffer(string: #"{"peer_hello":"#)
+        line.writeJSONString(node)
+        line.writeString(#","uid":\#(caller.uid),"acts_on_all":\#(caller.actsOnAll),"exempt":\#(caller.exemptFromLimits)}"# + "\n")
+        return line
     }
 
     /// The caller and the forwarding node of a hello line; nil when it is not one.

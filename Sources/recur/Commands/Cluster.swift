@@ -1,5 +1,6 @@
 import ArgumentParser
 import CLibPQ
+import RecurCore
 import Foundation
 
 /// `recur cluster status`: what a cluster of recurd nodes looks like in its PostgreSQL
@@ -75,18 +76,7 @@ struct Cluster: ParsableCommand {
             if orphaned > 0 { throw ExitCode(3) }
         }
 
-        static func quote(_ s: String) -> String {
-            var out = "\""
-            for scalar in s.unicodeScalars {
-                switch scalar {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-                default: out.unicodeScalars.append(scalar)
-                }
-            }
-            return out + "\""
-        }
+        static func quote(_ s: String) -> String { JSONString.literal(s) }
     }
 }
 
