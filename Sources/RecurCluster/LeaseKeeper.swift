@@ -1,8 +1,10 @@
+import CoreMetrics
 import Foundation
 import Logging
 import NIOCore
 import PostgresNIO
 import RecurEngine
+import RecurServer
 
 /// A node's side of key-group ownership (docs/CLUSTER.md, "Leases"). On its own thread, every
 /// third of the lease TTL (sooner when another node NOTIFYs `recur_lease`), it:
@@ -21,6 +23,8 @@ public final class LeaseKeeper: @unchecked Sendable {
     public struct Options: Sendable {
         /// Seconds a lease lasts without renewal (`recurd --lease-ttl`).
         public var ttl: Double = 5
+        /// Where the keeper's metrics go (groups held, hand-offs, takeovers, losses).
+        public var metricsFactory: any MetricsFactory = NOOPMetricsHandler.instance
         /// Where other nodes forward requests to this one (its peer listener), and where
         /// clients reach it (its client socket or listener), as shown to clients and operators.
         public var peerAddress = ""
@@ -70,6 +74,11 @@ public final class LeaseKeeper: @unchecked Sendable {
         self.database = database
         link = PostgresLink(database, name: "lease keeper", logger: logger)
         store.onFenced = { [weak self] in self?.nudge() }
+        // Every series exists from the start, at 0, so that an alert on a loss needs no absent().
+        for name in [ClusterMetricNames.handedOff, ClusterMetricNames.takenOver, ClusterMetricNames.lost] {
+            Counter(label: name, factory: options.metricsFactory).increment(by: 0)
+        }
+        Gauge(label: ClusterMetricNames.keyGroups, factory: options.metricsFactory).record(0)
     }
 
     /// Registers the node and takes its first share (blocking), then keeps leases on a thread
@@ -243,6 +252,8 @@ public final class LeaseKeeper: @unchecked Sendable {
         let count = store.groupCount
         wait { await self.engine.release(streamsWhere: { groups.contains(KeyGroups.group(of: $0, count: count)) }, save: false) }
         condition.withLock { status.groupsLost += groups.count }
+        Counter(label: ClusterMetricNames.lost, factory: options.metricsFactory).increment(by: groups.count)
+        recordGroupsHeld()
     }
 
     /// Graceful hand-off: refuse, checkpoint, commit, clear the lease, tell the others.
@@ -265,6 +276,8 @@ public final class LeaseKeeper: @unchecked Sendable {
         }
         store.relinquish(groups)
         condition.withLock { status.handoffs += groups.count }
+        Counter(label: ClusterMetricNames.handedOff, factory: options.metricsFactory).increment(by: groups.count)
+        recordGroupsHeld()
         logger.info("handed off \(groups.count) key groups")
     }
 
@@ -285,7 +298,13 @@ public final class LeaseKeeper: @unchecked Sendable {
         try store.adopt(groups)
         _ = try? link.run("NOTIFY recur_lease")  // the others learn the new owner now
         condition.withLock { status.takeovers += groups.count }
+        Counter(label: ClusterMetricNames.takenOver, factory: options.metricsFactory).increment(by: groups.count)
+        recordGroupsHeld()
         logger.info("took \(groups.count) key groups")
+    }
+
+    private func recordGroupsHeld() {
+        Gauge(label: ClusterMetricNames.keyGroups, factory: options.metricsFactory).record(store.heldGroups.count)
     }
 
     /// Runs `body` from this (non-concurrency) thread and waits for it.

@@ -42,6 +42,7 @@ extension Recurd {
                          logger: Logger) throws -> @Sendable (DaemonHandle) -> [any Service] {
         var options = LeaseKeeper.Options()
         if let leaseTtl { options.ttl = leaseTtl }
+        options.metricsFactory = configuration.engine.metricsFactory
         options.clientAddress = advertise ?? socket.map { "unix:\($0)@\(ProcessInfo.processInfo.hostName)" } ?? ""
         let database = try ClusterDatabase(url: cluster!)
         let bound = PeerBinding()

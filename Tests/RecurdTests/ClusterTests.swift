@@ -44,7 +44,7 @@ final class ClusterTests: XCTestCase {
 
     func test_threeNodes_clientsOnEveryNode_everyStreamEqualsRecurEval() throws {
         let cluster = try TestCluster(self)
-        for name in ["a", "b", "c"] { try cluster.start(name) }
+        for name in ["a", "b", "c"] { try cluster.start(name, extra: name == "a" ? ["--http", "127.0.0.1:0"] : []) }
         try cluster.waitBalanced(["a", "b", "c"])
         let names = (0..<18).map { "doc\($0)" }
         let texts = try texts(names.count, length: 90)
@@ -88,6 +88,15 @@ final class ClusterTests: XCTestCase {
             XCTAssertTrue([21, 22].contains(stats["key_groups"] as? Int ?? 0), "\(stats)")
             XCTAssertGreaterThan(stats["forwarded"] as? Int ?? 0, 0, "\(stats)")
         }
+        // /metrics has the node's groups, forwards and hand-offs.
+        let metrics = try httpGet(try cluster.nodes["a"]!.child.waitForHTTPAddress(), "/metrics").body
+        func value(_ name: String) -> Double? {
+            metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last!) }
+        }
+        XCTAssertTrue([21, 22].contains(value("recurd_cluster_key_groups") ?? 0), metrics)
+        XCTAssertGreaterThan(value("recurd_forwarded_requests_total") ?? 0, 0, metrics)
+        XCTAssertGreaterThanOrEqual(value("recurd_cluster_groups_handed_off_total") ?? 0, 42, "a held every group, then handed two thirds off")
+        XCTAssertTrue(metrics.contains("# HELP recurd_cluster_groups_lost_total "), metrics)
         // recur cluster status shows the three nodes and their groups, from PostgreSQL.
         let status = try ChildProcess(Executables.recur, ["cluster", "status", "--cluster", cluster.postgres.url],
                                       in: cluster.directory, stdin: Data()).wait(timeout: 30)

@@ -40,6 +40,18 @@ public protocol RequestForwarder: Sendable {
     func forwarded()
 }
 
+/// The names of a cluster node's metrics, which recurd gives help text (docs/OBSERVABILITY.md).
+public enum ClusterMetricNames {
+    /// `recurd_cluster_key_groups`: groups this node holds a lease on (a gauge).
+    public static let keyGroups = "recurd_cluster_key_groups"
+    /// `recurd_cluster_groups_handed_off_total`.
+    public static let handedOff = "recurd_cluster_groups_handed_off_total"
+    /// `recurd_cluster_groups_taken_over_total`.
+    public static let takenOver = "recurd_cluster_groups_taken_over_total"
+    /// `recurd_cluster_groups_lost_total`.
+    public static let lost = "recurd_cluster_groups_lost_total"
+}
+
 /// A cluster node's counters, as `stats` shows them.
 public struct ClusterStatus: Sendable {
     public var node: String
