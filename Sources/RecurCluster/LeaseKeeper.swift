@@ -63,7 +63,8 @@ public final class LeaseKeeper: @unchecked Sendable {
     private var status = Status()
     private var listener: Task<Void, Never>?
     private let database: ClusterDatabase
-    /// Monotonic time until which this node's leases are surely valid (renewal start + TTL).
+    /// (condition) Monotonic time until which this node's leases are surely valid (the start
+    /// of the last successful renewal + TTL).
     private var validUntil = 0.0
 
     public init(store: PostgresStateStore, engine: StreamEngine, database: ClusterDatabase, options: Options, logger: Logger) {
@@ -90,6 +91,9 @@ public final class LeaseKeeper: @unchecked Sendable {
         let thread = Thread { [self] in loop() }
         thread.name = "recur-leases"
         thread.start()
+        let watcher = Thread { [self] in watchDeadline() }
+        watcher.name = "recur-lease-deadline"
+        watcher.start()
         listener = Task { [self] in await listen() }
     }
 
@@ -191,7 +195,7 @@ public final class LeaseKeeper: @unchecked Sendable {
                 let (g, epoch) = try row.decode((Int32, Int64).self)
                 kept[Int(g)] = epoch
             }
-            validUntil = start + ttl
+            condition.withLock { validUntil = start + ttl }
             let lost = Set(held.filter { kept[$0.key] != $0.value }.keys)
             if !lost.isEmpty {
                 logger.warning("lost the lease of \(lost.count) key groups to another node; their streams are dropped from memory")
@@ -238,11 +242,32 @@ public final class LeaseKeeper: @unchecked Sendable {
             logger.warning("cannot renew this node's leases: \(PostgresLink.describe(error))")
             // Stop serving before the leases could expire (a fifth of the TTL to spare).
             let margin = options.ttl / 5
-            if !held.isEmpty && Self.uptime() >= validUntil - margin - interval {
+            if !held.isEmpty && Self.uptime() >= condition.withLock({ validUntil }) - margin - interval {
                 logger.error("this node cannot reach PostgreSQL and its leases may expire: it stops serving its \(held.count) key groups")
                 drop(Set(held.keys))
                 condition.withLock { status.serving = false }
             }
+        }
+    }
+
+    /// Stops serving once the leases may expire before a renewal succeeds (a fifth of the TTL
+    /// to spare), even while the keeper's thread is stuck in a query that never returns (a
+    /// partition that drops packets rather than refusing them): the store refuses the groups'
+    /// streams at once, and the engine drops them.
+    private func watchDeadline() {
+        let step = min(0.1, options.ttl / 20)
+        while !condition.withLock({ stopping }) {
+            Thread.sleep(forTimeInterval: step)
+            guard Self.uptime() >= condition.withLock({ validUntil }) - options.ttl / 5 else { continue }
+            let held = Set(store.heldGroups.keys)
+            guard !held.isEmpty else { continue }
+            logger.error("this node's leases were not renewed in time (PostgreSQL unreachable?): it stops serving its \(held.count) key groups")
+            store.relinquish(held)
+            condition.withLock { status.serving = false }
+            recordGroupsHeld()
+            let count = store.groupCount
+            let engine = engine
+            Task { await engine.release(streamsWhere: { held.contains(KeyGroups.group(of: $0, count: count)) }, save: false) }
         }
     }
 

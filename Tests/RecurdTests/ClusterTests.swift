@@ -253,8 +253,10 @@ final class ClusterTests: XCTestCase {
         }
     }
 
-    /// Node a reaches PostgreSQL through a proxy the test cuts. a stops serving its groups
-    /// while its leases are still valid, so that no other node can have taken them yet.
+    /// Node a reaches PostgreSQL through a proxy the test freezes (SIGSTOP: its connections stay
+    /// open and carry nothing, as in a partition that drops packets, so a's queries hang rather
+    /// than fail). a stops serving its groups while its leases are still valid, so that no
+    /// other node can have taken them yet.
     func test_partitionedNode_stopsServing_beforeItsLeaseCanBeTaken() throws {
         let cluster = try TestCluster(self)
         let proxySocket = cluster.path("proxy")
@@ -271,8 +273,8 @@ final class ClusterTests: XCTestCase {
         let stream = try (0..<200).map { "p\($0)" }.first { try cluster.owner(of: $0) == "a" }!
         let client = try a.connect()
         XCTAssertNil(try client.request(["op": "feed", "stream": stream, "text": "To be", "k": 1]).reply["error"])
-        // Cut: the proxy and every connection it carries.
-        proxy.kill()
+        // Freeze the proxy and every connection it carries.
+        proxy.signal(SIGSTOP)
         let cut = Date()
         var refusedAt: Date?
         while Date().timeIntervalSince(cut) < 3 * cluster.ttl {

@@ -132,6 +132,9 @@ final class ProcessGroup: @unchecked Sendable {
         self.pid = pid
     }
 
+    /// `number` to the whole group.
+    func signal(_ number: Int32) { _ = Glibc.kill(-pid, number) }
+
     /// SIGKILL to the group, then reaps the leader.
     func kill() {
         _ = Glibc.kill(-pid, SIGKILL)
