@@ -96,7 +96,14 @@ final class ClusterTests: XCTestCase {
         XCTAssertTrue([21, 22].contains(value("recurd_cluster_key_groups") ?? 0), metrics)
         XCTAssertGreaterThan(value("recurd_forwarded_requests_total") ?? 0, 0, metrics)
         XCTAssertGreaterThanOrEqual(value("recurd_cluster_groups_handed_off_total") ?? 0, 42, "a held every group, then handed two thirds off")
-        XCTAssertTrue(metrics.contains("# HELP recurd_cluster_groups_lost_total "), metrics)
+        // docs/OBSERVABILITY.md lists exactly the cluster metrics a node serves.
+        let doc = try String(contentsOf: Repository.root.appendingPathComponent("docs/OBSERVABILITY.md"), encoding: .utf8)
+        let documented = Set(doc.split(separator: "\n").filter { $0.hasPrefix("| `recurd_cluster_") }
+            .map { String($0.dropFirst(3).prefix(while: { $0 != "`" })) })
+        let served = Set(metrics.split(separator: "\n").filter { $0.hasPrefix("# TYPE recurd_cluster_") }
+            .map { String($0.split(separator: " ")[2]) })
+        XCTAssertEqual(documented, served)
+        XCTAssertEqual(documented.count, 4)
         // recur cluster status shows the three nodes and their groups, from PostgreSQL.
         let status = try ChildProcess(Executables.recur, ["cluster", "status", "--cluster", cluster.postgres.url],
                                       in: cluster.directory, stdin: Data()).wait(timeout: 30)
