@@ -54,8 +54,8 @@ import json, sys, statistics as st
 rows = [json.loads(l) for l in open(sys.argv[1])]
 precision = sys.argv[2]
 first = next(r["r"] for r in rows if r["who"] == "recur")
-print(f"machine: {first['cpu']}, {first['threads']} threads; kernels: fp32 rows_gemm {first['rows_gemm_path']}, "
-      f"bf16/int8 qgemm {first['qgemm_path']}; PyTorch {sys.argv[3]} (fp32), measured in this run; recurd --precision {precision}")
+print(f"machine: {first['cpu']}, {first['threads']} threads; kernels: fp32 {first['fp32_path']}, "
+      f"bf16/int8 {first['bf16_int8_path']}; PyTorch {sys.argv[3]} (fp32), measured in this run; recurd --precision {precision}")
 pt = st.median(r["r"]["batched_B1000_tokens_per_s"] for r in rows if r["who"] == "torch")
 for p in dict.fromkeys(r["r"]["precision"] for r in rows if r["who"] == "recur"):
     e = st.median(r["r"]["engine_B1000_tokens_per_s"] for r in rows if r["who"] == "recur" and r["r"]["precision"] == p)

@@ -39,8 +39,8 @@ python3 - "$out" "$torch_version" <<'PY'
 import json, sys, statistics as st
 rows = [json.loads(l) for l in open(sys.argv[1])]
 first = next(r["r"] for r in rows if r["who"] == "recur")
-print(f"machine: {first['cpu']}, {first['threads']} threads; kernels: fp32 rows_gemm {first['rows_gemm_path']}, "
-      f"bf16/int8 qgemm {first['qgemm_path']}, training GEMMs {first['blas']}; PyTorch {sys.argv[2]} (fp32), measured in this run")
+print(f"machine: {first['cpu']}, {first['threads']} threads; kernels: fp32 {first['fp32_path']}, "
+      f"bf16/int8 {first['bf16_int8_path']}, training GEMMs {first['blas']}; PyTorch {sys.argv[2]} (fp32), measured in this run")
 def med(who, cell, key, precision=None):
     v = [r["r"][key] for r in rows if r["who"] == who and r["r"]["cell"] == cell and key in r["r"]
          and (precision is None or r["r"].get("precision") == precision)]

@@ -106,31 +106,3 @@ void recur_pool_run(recur_pool *pool, job_fn fn, void *ctx) {
         if ((spins & 4095) == 4095) sched_yield(); else cpu_relax();
     }
 }
-
-typedef struct {
-    int64_t B, N, K, lda, ldw, K2, lda2, ldw2, ldc;
-    const float *A, *WT, *A2, *WT2;
-    float *C;
-    int acc;
-} gemm_job;
-
-static void gemm_part(void *p, int index, int count) {
-    gemm_job *j = p;
-    /* Column ranges in multiples of 16 floats (one vector), as even as possible. */
-    int64_t vecs = (j->N + 15) / 16;
-    int64_t v0 = vecs * index / count, v1 = vecs * (index + 1) / count;
-    int64_t n0 = v0 * 16, n1 = v1 * 16 < j->N ? v1 * 16 : j->N;
-    if (n1 <= n0) return;
-    recur_rows_gemm(j->B, n1 - n0, j->K, j->A, j->lda, j->WT + n0, j->ldw, j->C + n0, j->ldc, j->acc);
-    if (j->A2)
-        recur_rows_gemm(j->B, n1 - n0, j->K2, j->A2, j->lda2, j->WT2 + n0, j->ldw2, j->C + n0, j->ldc, 1);
-}
-
-void recur_rows_gemm_parallel(recur_pool *pool, int64_t B, int64_t N,
-                              int64_t K, const float *A, int64_t lda, const float *WT, int64_t ldw,
-                              int64_t K2, const float *A2, int64_t lda2, const float *WT2, int64_t ldw2,
-                              float *C, int64_t ldc, int accumulate) {
-    gemm_job job = {B, N, K, lda, ldw, K2, lda2, ldw2, ldc, A, WT, A2, WT2, C, accumulate};
-    if (!pool) { gemm_part(&job, 0, 1); return; }
-    recur_pool_run(pool, gemm_part, &job);
-}

@@ -42,8 +42,8 @@ struct RecurBench: ParsableCommand {
         }
         var result: [String: Any] = ["cell": cell.rawValue, "hidden": hidden, "layers": layers, "vocab": vocab,
                                      "threads": GemmBackend.threads, "blas": backend.rawValue, "precision": precision.rawValue,
-                                     "cpu": KernelInfo.cpuModel, "rows_gemm_path": KernelInfo.rowsGemmPath,
-                                     "qgemm_path": KernelInfo.reducedPrecisionPath]
+                                     "cpu": KernelInfo.cpuModel, "fp32_path": KernelInfo.fp32Path,
+                                     "bf16_int8_path": KernelInfo.reducedPrecisionPath]
         let clock = ContinuousClock()
         if only == "memory" {
             guard let mode = Durability(rawValue: durability) else { throw ValidationError("--durability must be strict, batched or off") }

@@ -448,7 +448,7 @@ struct Recurd: AsyncParsableCommand {
             loaded = waited.model
             pendingStop = waited.pendingStop
         }
-        logger.info("loaded \(model): \(loaded.config.cell.rawValue) \(loaded.config.layers)×\(loaded.config.hiddenSize), \(loaded.vocabulary.kind.rawValue) vocabulary of \(loaded.vocabulary.count), precision \(precision) (kernels: \(Precision.kernelPath))")
+        logger.info("loaded \(model): \(loaded.config.cell.rawValue) \(loaded.config.layers)×\(loaded.config.hiddenSize), \(loaded.vocabulary.kind.rawValue) vocabulary of \(loaded.vocabulary.count), precision \(precision) (kernels: \(precision.kernelPath))")
         if let warning = precision.warning { logger.warning("\(warning)") }
         do {
             var configuration = daemonConfiguration

@@ -50,48 +50,44 @@ void recur_colsum(int64_t rows, int64_t cols, const float *a, float *out);
 
 #endif
 
-/* C[b, n] (+)= sum_k A[b, k] · WT[k, n] for b < B, n < N: a row-batched product with the weights
- * stored transposed (K, N). Each output element is accumulated over k = 0..K-1 in the same order
- * whatever B is and wherever the row sits in the batch, so a stream's result does not depend on
- * which other streams were stepped with it. accumulate != 0 adds to C, else overwrites. */
-void recur_rows_gemm(int64_t B, int64_t N, int64_t K, const float *A, int64_t lda,
-                     const float *WT, int64_t ldw, float *C, int64_t ldc, int accumulate);
-
-/* The instruction-set paths of recur_rows_gemm, which all give the same bits. */
-enum { RECUR_ROWS_GEMM_SCALAR = 0, RECUR_ROWS_GEMM_AVX2 = 1, RECUR_ROWS_GEMM_AVX512 = 2 };
-/* The path recur_rows_gemm takes on this CPU (AVX-512F, else AVX2 with FMA, else scalar). */
-int recur_rows_gemm_path(void);
-/* recur_rows_gemm on a given path, for tests and benchmarks; -1 when this CPU lacks it. */
-int recur_rows_gemm_on(int path, int64_t B, int64_t N, int64_t K, const float *A, int64_t lda,
-                       const float *WT, int64_t ldw, float *C, int64_t ldc, int accumulate);
-
-/* Reduced-precision inference (recur --precision): a transposed weight matrix WT (K, N) stored as
- * fp32, bf16 (round to nearest even from fp32) or int8 with one fp32 scale per column n (per
- * output unit: scale = max_k |w_kn| / 127, q = round(w / scale)). Products take fp32 activations
- * and accumulate in fp32 ("weight-only" quantization). */
+/* The inference products (packed_gemm.c): C[b, n] (+)= Σ_k A[b, k] · W[k, n] for b < B, n < N,
+ * W being the transposed (K, N) weight matrix of a layer, packed once into panels of 16 columns
+ * by recur_pack_weights in one of three formats:
+ *   fp32, or bf16 (rounded to nearest even from fp32), or int8 with one fp32 scale per column n
+ *   (per output unit: scale = max_k |w_kn| / 127, q = round(w / scale) in [-127, 127]).
+ * Activations and accumulation stay fp32 ("weight-only" reduced precision). Each output element
+ * is accumulated in one order, whatever B is, wherever the row sits in the batch, however the
+ * columns are split over threads, and on every instruction-set path:
+ *   fp32, bf16:  s = acc ? c : 0;  for k ascending: s = fma(a_k, w_kn, s);  c = s
+ *   int8:        s = 0;  for k ascending: s = fma(a_k, q_kn, s);  c = acc ? fma(scale_n, s, c) : scale_n · s
+ * so a stream's numbers depend on none of them. accumulate != 0 adds to C, else overwrites. */
 enum { RECUR_WEIGHTS_F32 = 0, RECUR_WEIGHTS_BF16 = 1, RECUR_WEIGHTS_I8 = 2 };
+/* Bytes of the packed form of a (K, N) matrix, and the floats of its int8 scale array. */
+int64_t recur_packed_bytes(int format, int64_t K, int64_t N);
+int64_t recur_packed_scales(int64_t N);
+/* Packs WT (K, N, row stride ldw, fp32) into `out` (recur_packed_bytes, 64-byte aligned best);
+ * int8 also writes `scale` (recur_packed_scales floats), which is unused otherwise. */
+void recur_pack_weights(int format, int64_t K, int64_t N, const float *WT, int64_t ldw, void *out, float *scale);
+/* The value a product multiplies by for element (k, n) of a packed matrix (int8: q, unscaled). */
+float recur_packed_weight(int format, int64_t K, const void *W, int64_t k, int64_t n);
+/* C (+)= A · W on this CPU's path for the format. scale: the int8 scales, else NULL. */
+void recur_packed_gemm(int format, int64_t B, int64_t N, int64_t K, const float *A, int64_t lda,
+                       const void *W, const float *scale, float *C, int64_t ldc, int accumulate);
+/* The instruction-set paths, which all give the same bits. */
+enum { RECUR_GEMM_SCALAR = 0, RECUR_GEMM_AVX2 = 1, RECUR_GEMM_AVX512 = 2 };
+/* The path a format takes on this CPU: fp32 AVX-512F, else AVX2 with FMA, else scalar; bf16
+ * and int8 AVX2 with FMA, else scalar (an AVX-512 BF16 or VNNI path would sum in another order:
+ * pairs of products before the accumulator, or integer activations). */
+int recur_packed_gemm_path(int format);
+/* Rows per block on that path: split a batch over threads in multiples of it. */
+int recur_packed_row_tile(int format);
+/* recur_packed_gemm on a given path, for tests and benchmarks; -1 when this CPU lacks it. */
+int recur_packed_gemm_on(int path, int format, int64_t B, int64_t N, int64_t K, const float *A, int64_t lda,
+                         const void *W, const float *scale, float *C, int64_t ldc, int accumulate);
+
 /* fp32 → bf16 bits, round to nearest with ties to even (NaN stays NaN); and back (exact). */
 uint16_t recur_bf16_from_f32(float x);
 float recur_f32_from_bf16(uint16_t h);
-void recur_bf16_from_f32_n(int64_t n, const float *x, uint16_t *y);
-/* Quantizes WT (K, N, row stride N) to Q (K, N) int8 in [-127, 127] with scale[n] per column. */
-void recur_i8_quantize_columns(int64_t K, int64_t N, const float *WT, int8_t *Q, float *scale);
-
-/* recur_rows_gemm with W (K, N, ldw elements a row) in `format`; `scale` (N) for int8, else
- * unused. Per element: bf16: s = acc ? c : 0, s = fma(a_k, w_kn, s) for k ascending, c = s;
- * int8: s = 0, s = fma(a_k, q_kn, s) for k ascending, c = acc ? fma(scale_n, s, c) : scale_n · s.
- * The order is the same whatever the batch and on every path, so the paths give the same bits.
- * RECUR_WEIGHTS_F32 is recur_rows_gemm. */
-void recur_qgemm(int format, int64_t B, int64_t N, int64_t K, const float *A, int64_t lda,
-                 const void *W, int64_t ldw, const float *scale, float *C, int64_t ldc, int accumulate);
-/* The instruction-set paths of recur_qgemm's bf16 and int8 products (no AVX-512 path: its
- * vdpbf16ps / VNNI instructions sum in another order, so it would not give these bits). */
-enum { RECUR_QGEMM_SCALAR = 0, RECUR_QGEMM_AVX2 = 1 };
-/* The path recur_qgemm takes on this CPU (AVX2 with FMA, else scalar). */
-int recur_qgemm_path(void);
-/* recur_qgemm (bf16 or int8) on a given path, for tests; -1 when this CPU lacks it. */
-int recur_qgemm_on(int path, int format, int64_t B, int64_t N, int64_t K, const float *A, int64_t lda,
-                   const void *W, int64_t ldw, const float *scale, float *C, int64_t ldc, int accumulate);
 
 /* A tiny fork-join pool for the inference step: `threads` - 1 workers that spin briefly and then
  * sleep (futex) between jobs, so an idle daemon burns no CPU. A pool lives as long as the
@@ -103,21 +99,13 @@ recur_pool *recur_pool_create(int threads);
 int recur_pool_try_acquire(recur_pool *pool);
 void recur_pool_release(recur_pool *pool);
 
-/* recur_rows_gemm with the columns split across the pool's threads; the per-element order is
- * unchanged, so results equal the single-threaded call bit for bit. A second product
- * (A2, WT2, K2) may be accumulated into the same C in the same pass (A2 == NULL: none), as
- * C (+)= A·WT then += A2·WT2, element by element in that order. */
-void recur_rows_gemm_parallel(recur_pool *pool, int64_t B, int64_t N,
-                              int64_t K, const float *A, int64_t lda, const float *WT, int64_t ldw,
-                              int64_t K2, const float *A2, int64_t lda2, const float *WT2, int64_t ldw2,
-                              float *C, int64_t ldc, int accumulate);
-
-/* recur_qgemm with the columns split across the pool's threads, optionally followed by a second
- * product into the same C, as recur_rows_gemm_parallel; bit for bit the single-threaded result. */
-void recur_qgemm_parallel(recur_pool *pool, int format, int64_t B, int64_t N,
-                          int64_t K, const float *A, int64_t lda, const void *W, int64_t ldw, const float *scale,
-                          int64_t K2, const float *A2, int64_t lda2, const void *W2, int64_t ldw2, const float *scale2,
-                          float *C, int64_t ldc, int accumulate);
+/* recur_packed_gemm with whole panels split across the pool's threads, optionally followed by a
+ * second product (A2, W2, K2; A2 == NULL: none) into the same C, element by element in that
+ * order; bit for bit the single-threaded result. */
+void recur_packed_gemm_parallel(recur_pool *pool, int format, int64_t B, int64_t N,
+                                int64_t K, const float *A, int64_t lda, const void *W, const float *scale,
+                                int64_t K2, const float *A2, int64_t lda2, const void *W2, const float *scale2,
+                                float *C, int64_t ldc, int accumulate);
 
 /* Runs fn(ctx, index, count) on every thread of the pool (the caller is index 0) and returns
  * when all are done. pool may be NULL: then fn(ctx, 0, 1) runs on the caller. */

@@ -19,15 +19,9 @@ public enum KernelInfo {
         return "unknown"
     }()
 
-    /// The fp32 products' path (`recur_rows_gemm`): "avx512", "avx2" or "scalar".
-    public static var rowsGemmPath: String {
-        switch recur_rows_gemm_path() {
-        case Int32(RECUR_ROWS_GEMM_AVX512): return "avx512"
-        case Int32(RECUR_ROWS_GEMM_AVX2): return "avx2"
-        default: return "scalar"
-        }
-    }
+    /// The fp32 products' path (`recur_packed_gemm`): "avx512", "avx2" or "scalar".
+    public static var fp32Path: String { Precision.fp32.kernelPath }
 
-    /// The bf16 and int8 products' path (`recur_qgemm`): "avx2" or "scalar".
-    public static var reducedPrecisionPath: String { Precision.kernelPath }
+    /// The bf16 and int8 products' path: "avx2" or "scalar".
+    public static var reducedPrecisionPath: String { Precision.bf16.kernelPath }
 }

@@ -33,7 +33,7 @@ public enum Precision: String, Sendable, CaseIterable, CustomStringConvertible {
         }
     }
 
-    /// The kernel format constant of `recur_qgemm`.
+    /// The kernel format constant of `recur_packed_gemm`.
     var weightFormat: Int32 {
         switch self {
         case .fp32: return Int32(RECUR_WEIGHTS_F32)
@@ -42,61 +42,54 @@ public enum Precision: String, Sendable, CaseIterable, CustomStringConvertible {
         }
     }
 
-    /// The instruction-set path the bf16 and int8 products take on this CPU ("avx2" or "scalar").
-    public static var kernelPath: String {
-        recur_qgemm_path() == Int32(RECUR_QGEMM_AVX2) ? "avx2" : "scalar"
+    /// The instruction-set path this precision's products take on this CPU ("avx512", "avx2"
+    /// or "scalar"; bf16 and int8 have no AVX-512 path).
+    public var kernelPath: String {
+        switch recur_packed_gemm_path(weightFormat) {
+        case Int32(RECUR_GEMM_AVX512): return "avx512"
+        case Int32(RECUR_GEMM_AVX2): return "avx2"
+        default: return "scalar"
+        }
     }
 }
 
-/// A weight matrix stored transposed (K, N) for the row-batched products, in one `Precision`'s
-/// format: fp32 as it is, bf16 rounded, or int8 with a scale per column (output unit).
+/// A weight matrix for the inference products: Wᵀ (K, N) packed by `recur_pack_weights` into
+/// panels of 16 columns in one `Precision`'s format (fp32 as it is, bf16 rounded, or int8 with a
+/// scale per column, i.e. per output unit).
 final class WeightMatrix: @unchecked Sendable {
     let precision: Precision
     let rows: Int     // K
     let columns: Int  // N
-    /// The weights in `precision`'s format, row-major (K, N), 64-byte aligned.
+    /// The packed weights, 64-byte aligned.
     let storage: UnsafeMutableRawPointer
-    /// int8: the scale of each column; empty otherwise.
+    /// int8: the scale of each column (padded to whole panels); empty otherwise.
     let scales: FloatBuffer
 
-    /// Converts `wT` (K, N) fp32 to `precision`.
+    /// Packs `wT` (K, N) fp32 in `precision`'s format.
     init(_ wT: FloatBuffer, rows K: Int, columns N: Int, precision: Precision) {
         precondition(wT.count == K * N, "matrix of \(wT.count) floats is not \(K)×\(N)")
         self.precision = precision
         rows = K
         columns = N
-        let size = precision == .fp32 ? 4 : precision == .bf16 ? 2 : 1
-        storage = .allocate(byteCount: max(K * N, 1) * size, alignment: 64)
-        scales = FloatBuffer(precision == .int8 ? N : 0)
-        switch precision {
-        case .fp32:
-            storage.copyMemory(from: wT.p, byteCount: K * N * 4)
-        case .bf16:
-            recur_bf16_from_f32_n(Int64(K * N), wT.p, storage.assumingMemoryBound(to: UInt16.self))
-        case .int8:
-            recur_i8_quantize_columns(Int64(K), Int64(N), wT.p, storage.assumingMemoryBound(to: Int8.self), scales.p)
+        let format = precision.weightFormat
+        storage = .allocate(byteCount: max(Int(recur_packed_bytes(format, Int64(K), Int64(N))), 1), alignment: 64)
+        scales = FloatBuffer(precision == .int8 ? Int(recur_packed_scales(Int64(N))) : 0)
+        if K > 0 && N > 0 {
+            recur_pack_weights(format, Int64(K), Int64(N), wT.p, Int64(N), storage, precision == .int8 ? scales.p : nil)
         }
     }
 
     deinit { storage.deallocate() }
 
-    /// The fp32 weights for the fp32 kernels (fp32 only).
-    var floats: UnsafePointer<Float> {
-        precondition(precision == .fp32, "a \(precision) matrix has no fp32 weights")
-        return UnsafePointer(storage.assumingMemoryBound(to: Float.self))
-    }
-
     /// The scales for the kernels (nil except int8).
     var scalePointer: UnsafePointer<Float>? { precision == .int8 ? UnsafePointer(scales.p) : nil }
 
-    /// The weight values as fp32 (dequantized), for tests and inspection.
+    /// The weight values as fp32 (dequantized), row-major (K, N), for tests and inspection.
     var values: [Float] {
         (0..<(rows * columns)).map { i in
-            switch precision {
-            case .fp32: return storage.assumingMemoryBound(to: Float.self)[i]
-            case .bf16: return recur_f32_from_bf16(storage.assumingMemoryBound(to: UInt16.self)[i])
-            case .int8: return Float(storage.assumingMemoryBound(to: Int8.self)[i]) * scales[i % columns]
-            }
+            let k = i / columns, n = i % columns
+            let w = recur_packed_weight(precision.weightFormat, Int64(rows), storage, Int64(k), Int64(n))
+            return precision == .int8 ? w * scales[n] : w
         }
     }
 }

@@ -3,13 +3,13 @@ import CRecurKernels
 /// Inference: advances up to `maxBatch` streams by one token each, the way the daemon and
 /// `recur eval` do. Weights are re-laid out once for the step: layer 0's input projection becomes
 /// a (V, G·H) table (embedding · W_ih0ᵀ + biases, or W_ih0ᵀ + biases for one-hot input), and the
-/// other matrices are stored transposed (K, N) for `recur_rows_gemm`, whose per-element
-/// summation order does not depend on the batch, so a stream's predictions are the same
-/// whichever streams it is stepped with.
+/// other matrices are transposed and packed (`WeightMatrix`) for `recur_packed_gemm`, whose
+/// per-element summation order does not depend on the batch, so a stream's predictions are the
+/// same whichever streams it is stepped with.
 ///
-/// `precision` chooses the format of W_ihᵀ (layers above the first) and W_hhᵀ: fp32, or bf16 or
-/// int8 products (`recur_qgemm`) with the same batch-independent order; the table, the head, the
-/// state and the pointwise math stay fp32 (see `Precision`).
+/// `precision` chooses the format of W_ihᵀ (layers above the first) and W_hhᵀ: fp32, bf16 or
+/// int8, with the same batch-independent order; the table, the head, the state and the
+/// pointwise math stay fp32 (see `Precision`).
 public final class Stepper: @unchecked Sendable {
     public let model: Model
     public let maxBatch: Int
@@ -27,8 +27,8 @@ public final class Stepper: @unchecked Sendable {
     let biasIn: [FloatBuffer]
     /// Per layer, GRU only: b_hh (kept apart because r multiplies W_hn·h + b_hn).
     let biasHH: [FloatBuffer]
-    /// W_headᵀ (H, V) and b_head (V).
-    let headT: FloatBuffer
+    /// W_headᵀ (H, V), always fp32, and b_head (V).
+    let headT: WeightMatrix
     let headBias: FloatBuffer
 
     // Scratch, sized for maxBatch.
@@ -75,12 +75,11 @@ public final class Stepper: @unchecked Sendable {
         let wih0 = layout.layers[0].weightIH
         if let emb = layout.embedding {
             let E = c.embeddingSize
-            let wT = transposed(wih0)  // (E, GH)
-            for v in 0..<V {
-                w.withUnsafeBufferPointer { all in
-                    recur_rows_gemm(1, Int64(GH), Int64(E), all.baseAddress! + emb.offset + v * E, Int64(E),
-                                    wT.p, Int64(GH), table.p + v * GH, Int64(GH), 0)
-                }
+            let wT = WeightMatrix(transposed(wih0), rows: E, columns: GH, precision: .fp32)
+            // Every token's row at once: the embedding (V, E) times W_ih0ᵀ.
+            w.withUnsafeBufferPointer { all in
+                recur_packed_gemm(wT.precision.weightFormat, Int64(V), Int64(GH), Int64(E), all.baseAddress! + emb.offset,
+                                  Int64(E), wT.storage, nil, table.p, Int64(GH), 0)
             }
         } else {
             for g in 0..<GH { for v in 0..<V { table[v * GH + g] = w[wih0.offset + g * V + v] } }
@@ -94,7 +93,7 @@ public final class Stepper: @unchecked Sendable {
             k == 0 ? WeightMatrix(FloatBuffer(0), rows: 0, columns: 0, precision: precision) : converted(l.weightIH)
         }
         weightHHT = layout.layers.map { converted($0.weightHH) }
-        headT = transposed(layout.headWeight)
+        headT = WeightMatrix(transposed(layout.headWeight), rows: H, columns: V, precision: .fp32)
         headBias = FloatBuffer(Array(w[layout.headBias.range]))
 
         let B = maxBatch
@@ -117,41 +116,21 @@ public final class Stepper: @unchecked Sendable {
     /// Below this many multiply-adds a product runs on the calling thread: waking the pool would cost more.
     static let parallelThreshold = 1 << 15
 
-    /// C (B, N) += A (B, K) · Wᵀ, plus A2 (B, K2) · W2ᵀ when given, split by columns over `pool`,
-    /// in the weights' precision.
+    /// C (B, N) += A (B, K) · Wᵀ, plus A2 (B, K2) · W2ᵀ when given, in each matrix's format, split
+    /// by columns over `pool` when it is worth waking it.
     @inline(__always)
     func product(_ pool: OpaquePointer?, _ B: Int, _ N: Int, _ K: Int, _ a: UnsafePointer<Float>, _ wT: WeightMatrix,
                  _ K2: Int = 0, _ a2: UnsafePointer<Float>? = nil, _ w2T: WeightMatrix? = nil,
                  into c: UnsafeMutablePointer<Float>) {
-        guard precision == .fp32 else {
-            let format = precision.weightFormat
-            if let pool, B * N * (K + K2) >= Self.parallelThreshold {
-                recur_qgemm_parallel(pool, format, Int64(B), Int64(N), Int64(K), a, Int64(K), wT.storage, Int64(N), wT.scalePointer,
-                                     Int64(K2), a2, Int64(K2), w2T?.storage, Int64(N), w2T?.scalePointer, c, Int64(N), 1)
-            } else {
-                recur_qgemm(format, Int64(B), Int64(N), Int64(K), a, Int64(K), wT.storage, Int64(N), wT.scalePointer, c, Int64(N), 1)
-                if let a2, let w2T {
-                    recur_qgemm(format, Int64(B), Int64(N), Int64(K2), a2, Int64(K2), w2T.storage, Int64(N), w2T.scalePointer,
-                                c, Int64(N), 1)
-                }
-            }
-            return
-        }
-        product(pool, B, N, K, a, wT.floats, K2, a2, w2T?.floats, into: c)
-    }
-
-    /// The fp32 form of `product`: C (B, N) += A (B, K) · Wᵀ (+ A2 · W2ᵀ) with `recur_rows_gemm`.
-    @inline(__always)
-    func product(_ pool: OpaquePointer?, _ B: Int, _ N: Int, _ K: Int, _ a: UnsafePointer<Float>, _ wT: UnsafePointer<Float>,
-                 _ K2: Int = 0, _ a2: UnsafePointer<Float>? = nil, _ w2T: UnsafePointer<Float>? = nil,
-                 into c: UnsafeMutablePointer<Float>) {
+        let format = wT.precision.weightFormat
         if let pool, B * N * (K + K2) >= Self.parallelThreshold {
-            recur_rows_gemm_parallel(pool, Int64(B), Int64(N), Int64(K), a, Int64(K), wT, Int64(N),
-                                     Int64(K2), a2, Int64(K2), w2T, Int64(N), c, Int64(N), 1)
+            recur_packed_gemm_parallel(pool, format, Int64(B), Int64(N), Int64(K), a, Int64(K), wT.storage, wT.scalePointer,
+                                       Int64(K2), a2, Int64(K2), w2T?.storage, w2T?.scalePointer, c, Int64(N), 1)
         } else {
-            recur_rows_gemm(Int64(B), Int64(N), Int64(K), a, Int64(K), wT, Int64(N), c, Int64(N), 1)
+            recur_packed_gemm(format, Int64(B), Int64(N), Int64(K), a, Int64(K), wT.storage, wT.scalePointer, c, Int64(N), 1)
             if let a2, let w2T {
-                recur_rows_gemm(Int64(B), Int64(N), Int64(K2), a2, Int64(K2), w2T, Int64(N), c, Int64(N), 1)
+                recur_packed_gemm(format, Int64(B), Int64(N), Int64(K2), a2, Int64(K2), w2T.storage, w2T.scalePointer,
+                                  c, Int64(N), 1)
             }
         }
     }
@@ -160,6 +139,9 @@ public final class Stepper: @unchecked Sendable {
     /// taking its rows through every layer and the head with no synchronisation in between;
     /// below it, each product splits its columns instead (the one-stream latency case).
     static let rowSplitThreshold = 16
+
+    /// The rows of the recurrent products' kernel block on this CPU.
+    var rowTile: Int { Int(recur_packed_row_tile(precision.weightFormat)) }
 
     func step(tokens: UnsafeBufferPointer<Int32>, state: StateBatch, pool: OpaquePointer?) -> UnsafePointer<Float> {
         let B = tokens.count
@@ -173,9 +155,10 @@ public final class Stepper: @unchecked Sendable {
             return UnsafePointer(logits.p)
         }
         withoutActuallyEscaping({ (index: Int, count: Int) in
-            // Rows in blocks of 4 (the kernel's row tile), as even as possible.
-            let blocks = (B + 3) / 4
-            let r0 = min(B, blocks * index / count * 4), r1 = min(B, blocks * (index + 1) / count * 4)
+            // Rows in whole blocks of the kernel's row tile, as even as possible.
+            let tile = self.rowTile
+            let blocks = (B + tile - 1) / tile
+            let r0 = min(B, blocks * index / count * tile), r1 = min(B, blocks * (index + 1) / count * tile)
             if r1 > r0 { self.stepRows(tokens, state, r0, r1, pool: nil) }
         }) { body in
             var context = body
@@ -228,6 +211,6 @@ public final class Stepper: @unchecked Sendable {
         let top = UnsafePointer(state.h(layer: config.layers - 1) + r0 * H)
         let out = logits.p + r0 * V
         for b in 0..<B { (out + b * V).update(from: headBias.p, count: V) }
-        product(pool, B, V, H, top, UnsafePointer(headT.p), into: out)
+        product(pool, B, V, H, top, headT, into: out)
     }
 }
