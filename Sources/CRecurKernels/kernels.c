@@ -183,3 +183,13 @@ DISPATCH void recur_colsum(int64_t rows, int64_t cols, const float *restrict a, 
         for (int64_t j = 0; j < cols; j++) out[j] += r[j];
     }
 }
+
+/* out (cols, rows) += aᵀ, a being (rows, cols): in 16 × 16 tiles so that both sides stay in cache. */
+DISPATCH void recur_add_transposed(int64_t rows, int64_t cols, const float *restrict a, float *restrict out) {
+    for (int64_t i0 = 0; i0 < rows; i0 += 16)
+        for (int64_t j0 = 0; j0 < cols; j0 += 16) {
+            int64_t i1 = i0 + 16 < rows ? i0 + 16 : rows, j1 = j0 + 16 < cols ? j0 + 16 : cols;
+            for (int64_t j = j0; j < j1; j++)
+                for (int64_t i = i0; i < i1; i++) out[j * rows + i] += a[i * cols + j];
+        }
+}

@@ -23,6 +23,7 @@
  *                c = acc ? fma(scale_n, s, c) : scale_n · s */
 
 #define PANEL 16
+#define ROW_CHUNK 96
 
 static inline int64_t panels_of(int64_t N) { return (N + PANEL - 1) / PANEL; }
 static inline int64_t element_size(int format) {
@@ -300,6 +301,17 @@ int recur_packed_gemm_on(int path, int format, int64_t B, int64_t N, int64_t K, 
     if (format != RECUR_WEIGHTS_F32 && format != RECUR_WEIGHTS_BF16 && format != RECUR_WEIGHTS_I8) return -1;
     if (format == RECUR_WEIGHTS_I8 && !scale) return -1;
     if (B <= 0 || N <= 0) return 0;
+    /* Many rows: in chunks of 96 (whole blocks on every path), each through every panel, so that
+     * the chunk's rows of A stay in L2 while the panels stream past. */
+    if (B > ROW_CHUNK) {
+        for (int64_t b0 = 0; b0 < B; b0 += ROW_CHUNK) {
+            int64_t rows = B - b0 < ROW_CHUNK ? B - b0 : ROW_CHUNK;
+            int status = recur_packed_gemm_on(path, format, rows, N, K, A + b0 * lda, lda, W, scale, C + b0 * ldc, ldc,
+                                              accumulate);
+            if (status != 0) return status;
+        }
+        return 0;
+    }
     switch (path) {
     case RECUR_GEMM_SCALAR:
         packed_scalar(format, B, N, K, A, lda, W, scale, C, ldc, accumulate);

@@ -142,6 +142,8 @@ struct RecurBench: ParsableCommand {
                 for _ in 0..<3 { best = min(best, seconds(clock.measure { for _ in 0..<reps { body() } }) / Double(reps)) }
                 result["gemm_us_" + label] = best * 1e6
             }
+            // The shape training uses for a weight gradient: d Wᵀ, then added transposed.
+            time("dWT_256x1024x3200_transA", 5) { sgemm(transA: true, m: 256, n: 1024, k: 3200, a: big.p, lda: 256, b: w.p, ldb: 1024, c: c.p, ldc: 1024) }
             time("step_32x1024x256", 200) { sgemm(m: 32, n: 1024, k: 256, a: big.p, lda: 256, b: w.p, ldb: 1024, beta: 1, c: c.p, ldc: 1024) }
             time("step_32x1024x256_transB", 200) { sgemm(transB: true, m: 32, n: 1024, k: 256, a: big.p, lda: 256, b: w.p, ldb: 256, beta: 1, c: c.p, ldc: 1024) }
             time("step_back_32x256x1024", 200) { sgemm(m: 32, n: 256, k: 1024, a: big.p, lda: 1024, b: w.p, ldb: 256, c: c.p, ldc: 256) }

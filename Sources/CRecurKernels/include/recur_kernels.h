@@ -47,6 +47,8 @@ float recur_log_softmax(int64_t V, const float *logits, float *out);
 void recur_vadd(int64_t n, const float *x, float *y);
 /* column sums: out[j] += sum_i a[i*cols + j]. */
 void recur_colsum(int64_t rows, int64_t cols, const float *a, float *out);
+/* out (cols, rows) += aᵀ for a (rows, cols). */
+void recur_add_transposed(int64_t rows, int64_t cols, const float *a, float *out);
 
 #endif
 

@@ -1,3 +1,4 @@
+import CRecurKernels
 import CBLAS
 import CDNNL
 #if canImport(Glibc)
@@ -36,7 +37,11 @@ public enum GemmBackend: String, Sendable, CaseIterable {
     private static func configureThreads(_ backend: GemmBackend, threads n: Int) {
         threads = n
         openblas_set_num_threads(Int32(n))
-        omp_set_num_threads(Int32(n))
+        // oneDNN runs on one OpenMP thread per call; `sgemm` splits a large product over the
+        // inference pool's threads itself. OpenMP's own threads would spin at every call's end
+        // (GOMP's default wait policy) and take a core from the pool's per-step products that
+        // training interleaves with these calls: measured 12% of a training step.
+        omp_set_num_threads(1)
     }
 
     /// Whether an anonymous mapping may be writable and executable at once (a JIT's need).
@@ -59,11 +64,50 @@ public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k:
     if m == 0 || n == 0 { return }
     switch GemmBackend.current {
     case .dnnl:
-        let status = dnnl_sgemm(transA ? 84 : 78, transB ? 84 : 78, Int64(m), Int64(n), Int64(k),
-                                alpha, a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
-        precondition(status == dnnl_success, "dnnl_sgemm failed with status \(status.rawValue) for M=\(m) N=\(n) K=\(k)")
+        // Large products: C split over the inference pool (when free) along its longer side, one
+        // single-threaded oneDNN call per thread on its rows or columns.
+        guard max(m, n) >= 2 && m * n * k >= 1 << 21 else {
+            dnnlSgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            return
+        }
+        InferencePool.shared.withPool { pool in
+            guard let pool else {
+                dnnlSgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+                return
+            }
+            withoutActuallyEscaping({ (index: Int, count: Int) in
+                omp_set_num_threads(1)  // a pool worker's own OpenMP setting starts at every core
+                if m >= n {
+                    let m0 = m * index / count, m1 = m * (index + 1) / count
+                    guard m1 > m0 else { return }
+                    dnnlSgemm(transA, transB, m1 - m0, n, k, alpha, transA ? a + m0 : a + m0 * lda, lda, b, ldb, beta,
+                              c + m0 * ldc, ldc)
+                } else {
+                    let n0 = n * index / count, n1 = n * (index + 1) / count
+                    guard n1 > n0 else { return }
+                    dnnlSgemm(transA, transB, m, n1 - n0, k, alpha, a, lda, transB ? b + n0 * ldb : b + n0, ldb, beta,
+                              c + n0, ldc)
+                }
+            }) { body in
+                var context = body
+                withUnsafeMutablePointer(to: &context) { ctx in
+                    recur_pool_run(pool, { raw, index, count in
+                        raw!.assumingMemoryBound(to: ((Int, Int) -> Void).self).pointee(Int(index), Int(count))
+                    }, ctx)
+                }
+            }
+        }
     case .openblas:
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
+}
+
+@inline(__always)
+private func dnnlSgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+                       _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                       _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+    let status = dnnl_sgemm(transA ? 84 : 78, transB ? 84 : 78, Int64(m), Int64(n), Int64(k),
+                            alpha, a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
+    precondition(status == dnnl_success, "dnnl_sgemm failed with status \(status.rawValue) for M=\(m) N=\(n) K=\(k)")
 }

@@ -24,9 +24,12 @@ extension Network {
             let wih = w + slots.weightIH.offset, whh = w + slots.weightHH.offset
             let bih = w + slots.biasIH.offset, bhh = w + slots.biasHH.offset
             let gates = l.gates.p
-            // W_hhᵀ (H, GH): the per-step GEMMs run untransposed, 2× faster for small B in oneDNN.
+            // W_hhᵀ (H, GH), packed for the per-step products: B rows are too few for a BLAS to
+            // reach its speed (and oneDNN's OpenMP threads spin at every call's barrier), while
+            // recur_packed_gemm on the inference pool runs them at the kernel's full rate.
             let whhT = l.weightHHT.p
             for g in 0..<GH { for j in 0..<H { whhT[j * GH + g] = whh[g * H + j] } }
+            recur_pack_weights(Int32(RECUR_WEIGHTS_F32), Int64(H), Int64(GH), whhT, Int64(GH), l.packedHHT.p, nil)
 
             // gates = bias (both biases, except GRU whose hidden bias stays inside r ⊙ (·)).
             let kernels = CellKernels(config)
@@ -46,18 +49,20 @@ extension Network {
                       beta: 1, c: gates, ldc: GH)
             }
 
-            for t in 0..<T {
-                let hPrev = l.hs.p + t * B * H, hNext = l.hs.p + (t + 1) * B * H
-                let g = gates + t * B * GH, gh = ghScratch.p
-                // The recurrent product, into the gates or (GRU) apart, on b_hh.
-                if kernels.separateRecurrentPart {
-                    for b in 0..<B { (gh + b * GH).update(from: bhh, count: GH) }
-                    sgemm(m: B, n: GH, k: H, a: hPrev, lda: H, b: whhT, ldb: GH, beta: 1, c: gh, ldc: GH)
-                } else {
-                    sgemm(m: B, n: GH, k: H, a: hPrev, lda: H, b: whhT, ldb: GH, beta: 1, c: g, ldc: GH)
+            InferencePool.shared.withPool { pool in
+                for t in 0..<T {
+                    let hPrev = l.hs.p + t * B * H, hNext = l.hs.p + (t + 1) * B * H
+                    let g = gates + t * B * GH, gh = ghScratch.p
+                    // The recurrent product, into the gates or (GRU) apart, on b_hh.
+                    if kernels.separateRecurrentPart {
+                        for b in 0..<B { (gh + b * GH).update(from: bhh, count: GH) }
+                        recurrentProduct(pool, B, GH, H, hPrev, l.packedHHT.p, into: gh, accumulate: true)
+                    } else {
+                        recurrentProduct(pool, B, GH, H, hPrev, l.packedHHT.p, into: g, accumulate: true)
+                    }
+                    kernels.forward(B: B, H: H, gates: g, gh: gh, hPrev: hPrev, cPrev: l.cs.p + t * B * H, hNext: hNext,
+                                    cNext: l.cs.p + (t + 1) * B * H, tanhC: l.tanhC.p + t * B * H, ghn: l.ghn.p + t * B * H)
                 }
-                kernels.forward(B: B, H: H, gates: g, gh: gh, hPrev: hPrev, cPrev: l.cs.p + t * B * H, hNext: hNext,
-                                cNext: l.cs.p + (t + 1) * B * H, tanhC: l.tanhC.p + t * B * H, ghn: l.ghn.p + t * B * H)
             }
 
             // Output (N, H) → dropout → next layer's input or the head's input.
@@ -80,5 +85,19 @@ extension Network {
         sgemm(transB: true, m: N, n: V, k: H, a: top.p, lda: H, b: hw, ldb: H, beta: 1,
               c: logits.p, ldc: V)
         return recur_softmax_xent(Int64(N), Int64(V), logits.p, targets, nil, 0)
+    }
+
+    /// C (B, N) (+)= A (B, K) · W, W packed fp32 (K, N): split by columns over `pool` unless the
+    /// product is too small to be worth waking it.
+    @inline(__always)
+    func recurrentProduct(_ pool: OpaquePointer?, _ B: Int, _ N: Int, _ K: Int, _ a: UnsafePointer<Float>,
+                          _ packed: UnsafePointer<Float>, into c: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let f32 = Int32(RECUR_WEIGHTS_F32)
+        if let pool, B * N * K >= Stepper.parallelThreshold {
+            recur_packed_gemm_parallel(pool, f32, Int64(B), Int64(N), Int64(K), a, Int64(K), packed, nil,
+                                       0, nil, 0, nil, nil, c, Int64(N), accumulate ? 1 : 0)
+        } else {
+            recur_packed_gemm(f32, Int64(B), Int64(N), Int64(K), a, Int64(K), packed, nil, c, Int64(N), accumulate ? 1 : 0)
+        }
     }
 }

@@ -27,8 +27,12 @@ public final class Network {
         let ghn: FloatBuffer
         /// (N, H): dropout mask already scaled by 1/(1-p) (empty without dropout).
         let mask: FloatBuffer
-        /// (H, G·H): W_hh transposed, refreshed at every forward pass.
+        /// (H, G·H): W_hh transposed, refreshed at every forward pass, then packed into
+        /// `packedHHT` for the per-step products h_{t-1} · W_hhᵀ (`recur_packed_gemm`).
         let weightHHT: FloatBuffer
+        let packedHHT: FloatBuffer
+        /// W_hh (G·H, H) packed at every backward pass for the per-step d h_{t-1} = d a · W_hh.
+        let packedHH: FloatBuffer
 
         init(config: ModelConfig, layer k: Int, steps T: Int, batch B: Int, dropout: Bool) {
             let H = config.hiddenSize, GH = config.cell.gateCount * H, N = T * B
@@ -41,6 +45,9 @@ public final class Network {
             ghn = FloatBuffer(config.cell == .gru ? N * H : 0)
             mask = FloatBuffer(dropout ? N * H : 0)
             weightHHT = FloatBuffer(GH * H)
+            let f32 = Int32(RECUR_WEIGHTS_F32)
+            packedHHT = FloatBuffer(Int(recur_packed_bytes(f32, Int64(H), Int64(GH))) / 4)
+            packedHH = FloatBuffer(Int(recur_packed_bytes(f32, Int64(GH), Int64(H))) / 4)
         }
     }
 
@@ -64,6 +71,7 @@ public final class Network {
     let dc: FloatBuffer         // (B, H)
     let ghScratch: FloatBuffer  // (B, 3H) GRU per-step hidden part
     let transposedIH: FloatBuffer // (V, G·H) one-hot layer 0: W_ih0 transposed, then its gradient
+    let dWeightT: FloatBuffer   // (max(H, E), G·H): a weight gradient, transposed
 
     public let dropout: Float
     /// T of the last forward pass (a chunk may be shorter than `steps`).
@@ -99,6 +107,7 @@ public final class Network {
         dc = FloatBuffer(B * H)
         ghScratch = FloatBuffer(config.cell == .gru ? B * GH : 0)
         transposedIH = FloatBuffer(config.usesEmbedding ? 0 : V * GH)
+        dWeightT = FloatBuffer(wide * GH)
     }
 
     deinit {
