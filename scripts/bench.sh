@@ -3,7 +3,9 @@
 # (fp32) alternate ROUNDS times per cell so that machine noise hits all alike; medians and ratios
 # are printed at the end, under the machine (CPU model), the kernel paths and the precisions.
 #   scripts/bench.sh [ROUNDS (default 5)] [CELLS (default "lstm rnn")] [PRECISIONS (default "fp32 bf16 int8")]
-# Training is measured at fp32 only (--precision is an inference choice). PyTorch's figures are
+# Training is measured at fp32 only (--precision is an inference choice). Beside each recur run,
+# recur-bench also measures the machine's sgemm rate on the batched step's shape, and the
+# report gives the batched figures in GFLOP/s and as a share of that rate. PyTorch's figures are
 # re-measured in every round of this run, never taken from an earlier one.
 # Needs ../shared/peers (the PyTorch peer) and a venv with torch: PEER_PYTHON, default
 # ~/.venv-peers/bin/python (created with `python3 -m venv ~/.venv-peers &&
@@ -49,6 +51,11 @@ keys = [("single_stream_us_per_token", "one stream, us/token (lower is better)",
         ("batched_B1000_tokens_per_s", "1000 streams, tokens/s", 1),
         ("train_tokens_per_s", "training B=32 T=100, tokens/s", 1)]
 precisions = list(dict.fromkeys(r["r"]["precision"] for r in rows if r["who"] == "recur"))
+def sgemm_rate(cell):
+    # The machine's sgemm rate on the batched step's shape, measured beside every recur run.
+    v = [x for r in rows if r["who"] == "recur" and r["r"]["cell"] == cell
+         for k, x in r["r"].items() if k.startswith("sgemm_gflops_")]
+    return st.median(v) if v else None
 print(f"{'cell':5} {'measure':40} {'precision':9} {'recur':>12} {'pytorch':>12} {'ratio':>8}")
 for cell in dict.fromkeys(r["r"]["cell"] for r in rows):
     for k, label, sign in keys:
@@ -58,6 +65,11 @@ for cell in dict.fromkeys(r["r"]["cell"] for r in rows):
             if a is None: continue
             ratio = b / a if sign < 0 else a / b
             print(f"{cell:5} {label:40} {p:9} {a:12.1f} {b:12.1f} {ratio:7.2f}x")
+            if k == "batched_B1000_tokens_per_s":
+                flops, peak = med("recur", cell, "step_flops_per_token", p), sgemm_rate(cell)
+                if flops and peak:
+                    label2 = f"  GFLOP/s; share of sgemm's {peak:.0f}"
+                    print(f"{'':5} {label2:40} {p:9} {a * flops / 1e9:12.1f} {b * flops / 1e9:12.1f} {a * flops / 1e9 / peak:8.0%}")
 rounds = max(r["round"] for r in rows)
 print(f"(medians of {rounds} alternating runs of each side per cell; ratio > 1 means recur is faster; PyTorch is fp32)")
 PY

@@ -26,7 +26,7 @@ struct RecurBench: ParsableCommand {
     @Option(help: "--only latency: feed this stream (default: a new stream named at random), e.g. one a live-view watcher is attached to.") var stream: String?
     @Option(help: "Concurrent clients for --only clients.") var clients = 1000
     @Option(help: "Feeds each client sends (--only latency: feeds of one character).") var feeds = 20
-    @Option(help: "What to measure: all, single, batched, inference (single and batched), engine (the daemon's engine stepping --batch streams in process), latency (one client over --socket, one character per feed), clients (--clients clients over --socket), train, gemm (the training GEMM shapes on the current backend; RECUR_BLAS=dnnl|openblas picks it), or memory (resident memory while --streams streams are created, at most --resident in memory, evicted ones to --state-dir).") var only = "all"
+    @Option(help: "What to measure: all, single, batched, inference (single and batched), engine (the daemon's engine stepping --batch streams in process), latency (one client over --socket, one character per feed), clients (--clients clients over --socket), train, gemm (the training GEMM shapes on the current backend; RECUR_BLAS=dnnl|openblas picks it), peak (the machine's sgemm rate on the batched step's shape), or memory (resident memory while --streams streams are created, at most --resident in memory, evicted ones to --state-dir).") var only = "all"
     @Option(help: "--only memory: streams created.") var streams = 100_000
     @Option(help: "--only memory: resident-stream bound (without --state-dir it should be at least --streams).") var resident = 1000
     @Option(help: "--only memory: state directory for evicted streams (the store); none keeps everything in memory.") var stateDir: String?
@@ -131,6 +131,22 @@ struct RecurBench: ParsableCommand {
                 let sorted = r.latencies.sorted()
                 result["clients_feed_p50_ms"] = sorted[sorted.count / 2] / 1000
             }
+        }
+        if only == "all" || only == "batched" || only == "inference" || only == "peak" {
+            // The multiply-adds of one token's step (every layer's input and recurrent products
+            // and the output layer), and the machine's sgemm rate on the batched step's largest
+            // shape (1000 rows × G·H × (I + H)) with the training backend on every thread: the
+            // yardstick for the batched figure (GFLOP/s = tokens/s × step_flops_per_token).
+            let GH = cell.gateCount * hidden
+            result["step_flops_per_token"] = 2 * (layers * GH * 2 * hidden + vocab * hidden)
+            let M = 1000, N = GH, K = 2 * hidden
+            let a = FloatBuffer(M * K), b = FloatBuffer(K * N), c = FloatBuffer(M * N)
+            for i in 0..<a.count { a[i] = Float(i % 7) * 0.01 }
+            for i in 0..<b.count { b[i] = Float(i % 5) * 0.01 }
+            sgemm(m: M, n: N, k: K, a: a.p, lda: K, b: b.p, ldb: N, c: c.p, ldc: N)
+            var best = Double.infinity
+            for _ in 0..<5 { best = min(best, seconds(clock.measure { sgemm(m: M, n: N, k: K, a: a.p, lda: K, b: b.p, ldb: N, c: c.p, ldc: N) })) }
+            result["sgemm_gflops_\(M)x\(N)x\(K)"] = 2 * Double(M * N * K) / best / 1e9
         }
         if only == "gemm" {
             // The GEMMs of one training chunk of LSTM H=256 (B=32, T=100, N=3200): µs per call.
