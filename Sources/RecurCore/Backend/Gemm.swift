@@ -75,7 +75,7 @@ public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k:
                 dnnlSgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
                 return
             }
-            withoutActuallyEscaping({ (index: Int, count: Int) in
+            InferencePool.run(pool) { index, count in
                 omp_set_num_threads(1)  // a pool worker's own OpenMP setting starts at every core
                 if m >= n {
                     let m0 = m * index / count, m1 = m * (index + 1) / count
@@ -87,13 +87,6 @@ public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k:
                     guard n1 > n0 else { return }
                     dnnlSgemm(transA, transB, m, n1 - n0, k, alpha, a, lda, transB ? b + n0 * ldb : b + n0, ldb, beta,
                               c + n0, ldc)
-                }
-            }) { body in
-                var context = body
-                withUnsafeMutablePointer(to: &context) { ctx in
-                    recur_pool_run(pool, { raw, index, count in
-                        raw!.assumingMemoryBound(to: ((Int, Int) -> Void).self).pointee(Int(index), Int(count))
-                    }, ctx)
                 }
             }
         }

@@ -17,6 +17,19 @@ final class InferencePool: @unchecked Sendable {
         pool = threads > 1 ? recur_pool_create(Int32(threads)) : nil
     }
 
+    /// Runs `body(index, count)` on every thread of `pool` (the caller is index 0) and returns
+    /// when all are done.
+    static func run(_ pool: OpaquePointer, _ body: (Int, Int) -> Void) {
+        withoutActuallyEscaping(body) { body in
+            var context = body
+            withUnsafeMutablePointer(to: &context) { ctx in
+                recur_pool_run(pool, { raw, index, count in
+                    raw!.assumingMemoryBound(to: ((Int, Int) -> Void).self).pointee(Int(index), Int(count))
+                }, ctx)
+            }
+        }
+    }
+
     /// Runs `body` with the pool if it is free (nil otherwise: go single-threaded).
     func withPool<R>(_ body: (OpaquePointer?) -> R) -> R {
         guard let pool, recur_pool_try_acquire(pool) != 0 else { return body(nil) }

@@ -154,19 +154,12 @@ public final class Stepper: @unchecked Sendable {
             stepRows(tokens, state, 0, B, pool: pool)
             return UnsafePointer(logits.p)
         }
-        withoutActuallyEscaping({ (index: Int, count: Int) in
+        let tile = rowTile
+        InferencePool.run(pool) { index, count in
             // Rows in whole blocks of the kernel's row tile, as even as possible.
-            let tile = self.rowTile
             let blocks = (B + tile - 1) / tile
             let r0 = min(B, blocks * index / count * tile), r1 = min(B, blocks * (index + 1) / count * tile)
             if r1 > r0 { self.stepRows(tokens, state, r0, r1, pool: nil) }
-        }) { body in
-            var context = body
-            withUnsafeMutablePointer(to: &context) { ctx in
-                recur_pool_run(pool, { raw, index, count in
-                    raw!.assumingMemoryBound(to: ((Int, Int) -> Void).self).pointee(Int(index), Int(count))
-                }, ctx)
-            }
         }
         return UnsafePointer(logits.p)
     }
