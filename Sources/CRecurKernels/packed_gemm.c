@@ -57,12 +57,14 @@ int64_t recur_packed_bytes(int format, int64_t K, int64_t N) {
 
 int64_t recur_packed_scales(int64_t N) { return panels_of(N) * PANEL; }
 
-void recur_pack_weights(int format, int64_t K, int64_t N, const float *WT, int64_t ldw, void *out, float *scale) {
+/* Packs the (K, N) matrix whose element (k, n) is W[k · sk + n · sn]. */
+static void pack_strided(int format, int64_t K, int64_t N, const float *W, int64_t sk, int64_t sn, void *out,
+                         float *scale) {
     int64_t panels = panels_of(N);
     if (format == RECUR_WEIGHTS_I8) {
         for (int64_t n = 0; n < panels * PANEL; n++) {
             float m = 0;
-            for (int64_t k = 0; n < N && k < K; k++) m = fmaxf(m, fabsf(WT[k * ldw + n]));
+            for (int64_t k = 0; n < N && k < K; k++) m = fmaxf(m, fabsf(W[k * sk + n * sn]));
             scale[n] = m / 127.0f;
         }
     }
@@ -70,7 +72,7 @@ void recur_pack_weights(int format, int64_t K, int64_t N, const float *WT, int64
         for (int64_t k = 0; k < K; k++)
             for (int64_t j = 0; j < PANEL; j++) {
                 int64_t n = p * PANEL + j, at = (p * K + k) * PANEL + slot_of(format, j);
-                float w = n < N ? WT[k * ldw + n] : 0.0f;
+                float w = n < N ? W[k * sk + n * sn] : 0.0f;
                 if (format == RECUR_WEIGHTS_F32) {
                     ((float *)out)[at] = w;
                 } else if (format == RECUR_WEIGHTS_BF16) {
@@ -80,6 +82,14 @@ void recur_pack_weights(int format, int64_t K, int64_t N, const float *WT, int64
                     ((int8_t *)out)[at] = (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
                 }
             }
+}
+
+void recur_pack_weights(int format, int64_t K, int64_t N, const float *WT, int64_t ldw, void *out, float *scale) {
+    pack_strided(format, K, N, WT, ldw, 1, out, scale);
+}
+
+void recur_pack_weights_of_rows(int format, int64_t K, int64_t N, const float *W, int64_t ldw, void *out, float *scale) {
+    pack_strided(format, K, N, W, 1, ldw, out, scale);
 }
 
 float recur_packed_weight(int format, int64_t K, const void *W, int64_t k, int64_t n) {
@@ -113,7 +123,8 @@ static void packed_scalar(int format, int64_t B, int64_t N, int64_t K, const flo
  * of ROWS rows × 1 panel for whole panels left over), then each leftover row alone over up to
  * WIDE panels at once (the one-stream case: WIDE panels' accumulators are independent chains
  * that hide the FMA latency). A partial last panel is computed into a 16-wide scratch copy of
- * C's valid columns, so C is never touched past N. BLOCK(format, rows, panels, K, A, lda, W,
+ * C's valid columns, so C is never touched past N; whole panels left over after the row's groups
+ * go two at a time, then one. BLOCK(format, rows, panels, K, A, lda, W,
  * panel_bytes, scale, C, ldc, acc) is always inlined with constant rows and panels. */
 #define PACKED_DRIVER(BLOCK, ROWS, PB, WIDE)                                                                   \
     const int64_t esz = element_size(format), pbytes = K * PANEL * esz, full = N / PANEL;                     \
@@ -146,6 +157,9 @@ static void packed_scalar(int format, int64_t B, int64_t N, int64_t K, const flo
         int64_t p = 0;                                                                                         \
         for (; p + (WIDE) <= full; p += (WIDE))                                                                \
             BLOCK(format, 1, WIDE, K, a, lda, w + p * pbytes, pbytes, scale ? scale + p * PANEL : NULL,       \
+                  c + p * PANEL, ldc, acc);                                                                    \
+        for (; p + 2 <= full; p += 2)                                                                          \
+            BLOCK(format, 1, 2, K, a, lda, w + p * pbytes, pbytes, scale ? scale + p * PANEL : NULL,          \
                   c + p * PANEL, ldc, acc);                                                                    \
         for (; p < full; p++)                                                                                  \
             BLOCK(format, 1, 1, K, a, lda, w + p * pbytes, pbytes, scale ? scale + p * PANEL : NULL,          \

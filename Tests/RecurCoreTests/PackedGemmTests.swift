@@ -21,7 +21,7 @@ final class PackedGemmTests: XCTestCase {
     private static let shapes = [(1, 1, 1), (1, 7, 3), (2, 8, 5), (3, 9, 17), (4, 16, 8), (5, 23, 31), (6, 24, 64),
                                  (7, 25, 2), (1, 31, 9), (1, 32, 40), (1, 95, 12), (1, 96, 7), (1, 97, 5), (2, 97, 65),
                                  (8, 130, 33), (12, 64, 3), (13, 65, 11), (1, 128, 6), (1, 129, 4), (5, 144, 9),
-                                 (9, 260, 256), (1, 1024, 256)]
+                                 (9, 260, 256), (1, 1024, 256), (1, 136, 5), (1, 150, 3), (2, 160, 4)]
 
     /// W packed in a format, with its scales (int8), and the value a product multiplies by.
     private struct Packed {
@@ -90,6 +90,29 @@ final class PackedGemmTests: XCTestCase {
             if format == Int32(RECUR_WEIGHTS_I8) {
                 XCTAssertEqual(w.scale.count, 48, "scales for whole panels")
                 XCTAssertEqual(Array(w.scale[N...]), [Float](repeating: 0, count: 48 - N), "the padding's scales are 0")
+            }
+        }
+    }
+
+    func test_packingALayersRows_equalsPackingItsTranspose() {
+        var rng = TestRNG(seed: 4)
+        for (K, N) in [(1, 1), (5, 37), (19, 16), (33, 100)] {
+            // W (N, K) with a row stride of K + 2, as a layer would store it inside a larger buffer.
+            let ld = K + 2
+            let w = (0..<(N * ld)).map { _ in Float(rng.below(20_001)) / 10_000 - 1 }
+            var wT = [Float](repeating: 0, count: K * N)
+            for n in 0..<N { for k in 0..<K { wT[k * N + n] = w[n * ld + k] } }
+            for (format, name) in Self.formats {
+                let expected = pack(format, wT, K: K, N: N)
+                var bytes = [UInt8](repeating: 0xCD, count: expected.bytes.count)
+                var scale = [Float](repeating: .nan, count: expected.scale.count)
+                bytes.withUnsafeMutableBytes { out in
+                    scale.withUnsafeMutableBufferPointer { s in
+                        recur_pack_weights_of_rows(format, Int64(K), Int64(N), w, Int64(ld), out.baseAddress!, s.baseAddress)
+                    }
+                }
+                XCTAssertEqual(bytes, expected.bytes, "\(name) K=\(K) N=\(N)")
+                XCTAssertEqual(scale.map(\.bitPattern), expected.scale.map(\.bitPattern), "\(name) K=\(K) N=\(N) scales")
             }
         }
     }

@@ -70,6 +70,9 @@ int64_t recur_packed_scales(int64_t N);
 /* Packs WT (K, N, row stride ldw, fp32) into `out` (recur_packed_bytes, 64-byte aligned best);
  * int8 also writes `scale` (recur_packed_scales floats), which is unused otherwise. */
 void recur_pack_weights(int format, int64_t K, int64_t N, const float *WT, int64_t ldw, void *out, float *scale);
+/* recur_pack_weights of Wᵀ from W itself, stored (N, K) with row stride ldw: a layer's matrix as
+ * it is (one row per output unit), with no transposed copy. */
+void recur_pack_weights_of_rows(int format, int64_t K, int64_t N, const float *W, int64_t ldw, void *out, float *scale);
 /* The value a product multiplies by for element (k, n) of a packed matrix (int8: q, unscaled). */
 float recur_packed_weight(int format, int64_t K, const void *W, int64_t k, int64_t n);
 /* C (+)= A · W on this CPU's path for the format. scale: the int8 scales, else NULL. */

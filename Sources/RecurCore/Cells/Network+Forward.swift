@@ -27,9 +27,7 @@ extension Network {
             // W_hhᵀ (H, GH), packed for the per-step products: B rows are too few for a BLAS to
             // reach its speed (and oneDNN's OpenMP threads spin at every call's barrier), while
             // recur_packed_gemm on the inference pool runs them at the kernel's full rate.
-            let whhT = l.weightHHT.p
-            for g in 0..<GH { for j in 0..<H { whhT[j * GH + g] = whh[g * H + j] } }
-            recur_pack_weights(Int32(RECUR_WEIGHTS_F32), Int64(H), Int64(GH), whhT, Int64(GH), l.packedHHT.p, nil)
+            recur_pack_weights_of_rows(Int32(RECUR_WEIGHTS_F32), Int64(H), Int64(GH), whh, Int64(H), l.packedHHT.p, nil)
 
             // gates = bias (both biases, except GRU whose hidden bias stays inside r ⊙ (·)).
             let kernels = CellKernels(config)

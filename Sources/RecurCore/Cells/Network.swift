@@ -27,9 +27,8 @@ public final class Network {
         let ghn: FloatBuffer
         /// (N, H): dropout mask already scaled by 1/(1-p) (empty without dropout).
         let mask: FloatBuffer
-        /// (H, G·H): W_hh transposed, refreshed at every forward pass, then packed into
-        /// `packedHHT` for the per-step products h_{t-1} · W_hhᵀ (`recur_packed_gemm`).
-        let weightHHT: FloatBuffer
+        /// W_hhᵀ (H, G·H) packed at every forward pass for the per-step products h_{t-1} · W_hhᵀ
+        /// (`recur_packed_gemm`).
         let packedHHT: FloatBuffer
         /// W_hh (G·H, H) packed at every backward pass for the per-step d h_{t-1} = d a · W_hh.
         let packedHH: FloatBuffer
@@ -44,7 +43,6 @@ public final class Network {
             tanhC = FloatBuffer(config.cell == .lstm ? N * H : 0)
             ghn = FloatBuffer(config.cell == .gru ? N * H : 0)
             mask = FloatBuffer(dropout ? N * H : 0)
-            weightHHT = FloatBuffer(GH * H)
             let f32 = Int32(RECUR_WEIGHTS_F32)
             packedHHT = FloatBuffer(Int(recur_packed_bytes(f32, Int64(H), Int64(GH))) / 4)
             packedHH = FloatBuffer(Int(recur_packed_bytes(f32, Int64(GH), Int64(H))) / 4)

@@ -65,17 +65,17 @@ final class WeightMatrix: @unchecked Sendable {
     /// int8: the scale of each column (padded to whole panels); empty otherwise.
     let scales: FloatBuffer
 
-    /// Packs `wT` (K, N) fp32 in `precision`'s format.
-    init(_ wT: FloatBuffer, rows K: Int, columns N: Int, precision: Precision) {
-        precondition(wT.count == K * N, "matrix of \(wT.count) floats is not \(K)×\(N)")
+    /// Packs Wᵀ (K, N) in `precision`'s format from W (N, K) fp32 as a layer stores it, one row
+    /// per output unit.
+    init(rowsOf w: UnsafePointer<Float>?, outputs N: Int, inputs K: Int, precision: Precision) {
         self.precision = precision
         rows = K
         columns = N
         let format = precision.weightFormat
         storage = .allocate(byteCount: max(Int(recur_packed_bytes(format, Int64(K), Int64(N))), 1), alignment: 64)
         scales = FloatBuffer(precision == .int8 ? Int(recur_packed_scales(Int64(N))) : 0)
-        if K > 0 && N > 0 {
-            recur_pack_weights(format, Int64(K), Int64(N), wT.p, Int64(N), storage, precision == .int8 ? scales.p : nil)
+        if let w, K > 0 && N > 0 {
+            recur_pack_weights_of_rows(format, Int64(K), Int64(N), w, Int64(K), storage, precision == .int8 ? scales.p : nil)
         }
     }
 

@@ -52,11 +52,11 @@ public final class Stepper: @unchecked Sendable {
         let V = c.vocabularySize, H = c.hiddenSize, GH = c.cell.gateCount * H
         let w = model.parameters
 
-        func transposed(_ slot: ParameterSlot) -> FloatBuffer {
-            let rows = slot.shape[0], cols = slot.shape[1]
-            let out = FloatBuffer(rows * cols)
-            for r in 0..<rows { for col in 0..<cols { out[col * rows + r] = w[slot.offset + r * cols + col] } }
-            return out
+        /// A layer's matrix (outputs N, inputs K), packed as Wᵀ (K, N) for the products.
+        func packed(_ slot: ParameterSlot, _ precision: Precision) -> WeightMatrix {
+            w.withUnsafeBufferPointer {
+                WeightMatrix(rowsOf: $0.baseAddress! + slot.offset, outputs: slot.shape[0], inputs: slot.shape[1], precision: precision)
+            }
         }
         var biasIn: [FloatBuffer] = [], biasHH: [FloatBuffer] = []
         for l in layout.layers {
@@ -75,7 +75,7 @@ public final class Stepper: @unchecked Sendable {
         let wih0 = layout.layers[0].weightIH
         if let emb = layout.embedding {
             let E = c.embeddingSize
-            let wT = WeightMatrix(transposed(wih0), rows: E, columns: GH, precision: .fp32)
+            let wT = packed(wih0, .fp32)
             // Every token's row at once: the embedding (V, E) times W_ih0ᵀ.
             w.withUnsafeBufferPointer { all in
                 recur_packed_gemm(wT.precision.weightFormat, Int64(V), Int64(GH), Int64(E), all.baseAddress! + emb.offset,
@@ -86,14 +86,11 @@ public final class Stepper: @unchecked Sendable {
         }
         for v in 0..<V { recur_vadd(Int64(GH), biasIn[0].p, table.p + v * GH) }
         table0 = table
-        func converted(_ slot: ParameterSlot) -> WeightMatrix {
-            WeightMatrix(transposed(slot), rows: slot.shape[1], columns: slot.shape[0], precision: precision)
-        }
         weightIHT = layout.layers.enumerated().map { k, l in
-            k == 0 ? WeightMatrix(FloatBuffer(0), rows: 0, columns: 0, precision: precision) : converted(l.weightIH)
+            k == 0 ? WeightMatrix(rowsOf: nil, outputs: 0, inputs: 0, precision: precision) : packed(l.weightIH, precision)
         }
-        weightHHT = layout.layers.map { converted($0.weightHH) }
-        headT = WeightMatrix(transposed(layout.headWeight), rows: H, columns: V, precision: .fp32)
+        weightHHT = layout.layers.map { packed($0.weightHH, precision) }
+        headT = packed(layout.headWeight, .fp32)
         headBias = FloatBuffer(Array(w[layout.headBias.range]))
 
         let B = maxBatch
